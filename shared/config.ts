@@ -1,0 +1,126 @@
+/**
+ * Configuration is environment variables only, validated once at start by a
+ * valibot schema per process. `loadConfig` returns typed config or throws a
+ * ConfigError naming the variable; each `main()` prints it and exits 2.
+ */
+import * as v from "valibot";
+import { hostname } from "node:os";
+import { FLEET_PATTERN, NAME_PATTERN } from "./protocol.ts";
+
+/** A configuration problem: which variable, and what is wrong with it. */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+  }
+}
+
+/** Parses `env` with an object schema of variables; the first problem becomes a ConfigError. */
+export function loadConfig<S extends v.GenericSchema>(schema: S, env: Record<string, string | undefined>): v.InferOutput<S> {
+  // Empty values count as unset, as in most shells' `VAR= cmd` habits.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
+  const result = v.safeParse(schema, present, { abortEarly: true });
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  const variable = v.getDotPath(issue) ?? "environment";
+  const problem = issue.received === "undefined" ? "is required" : issue.message;
+  throw new ConfigError(variable, problem);
+}
+
+const text = (fallback: string) => v.optional(v.string(), fallback);
+
+const integer = (fallback: number, min: number, max: number) =>
+  v.pipe(
+    v.optional(v.string(), String(fallback)),
+    v.regex(/^\d+$/, "must be a whole number"),
+    v.transform(Number),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+const boolean = (fallback: boolean) =>
+  v.pipe(
+    v.optional(v.string(), String(fallback)),
+    v.picklist(["true", "false", "1", "0", "yes", "no"], "must be true or false"),
+    v.transform((s) => s === "true" || s === "1" || s === "yes"),
+  );
+
+const list = (pattern: RegExp, message: string) =>
+  v.pipe(
+    v.optional(v.string(), ""),
+    v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
+    v.check((items) => items.every((item) => pattern.test(item)), message),
+  );
+
+const fileList = v.pipe(
+  v.string(),
+  v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
+  v.minLength(1, "names no file"),
+);
+
+/** Variables both processes read. */
+export const SharedEnv = {
+  AMQP_URL: v.pipe(
+    text("amqp://guest:guest@127.0.0.1:5672"),
+    v.transform((s) => s.split(",").map((url) => url.trim()).filter(Boolean)),
+    v.check((urls) => urls.length > 0 && urls.every((url) => /^amqps?:\/\/[^\s]+$/.test(url)), "must be amqp:// or amqps:// URLs, comma separated"),
+  ),
+  ARBEIDER_FLEET: v.pipe(text("default"), v.regex(FLEET_PATTERN, "must match [A-Za-z0-9_-]{1,64}")),
+  LOG_LEVEL: v.optional(v.picklist(["debug", "info", "warn", "error"], "must be debug, info, warn or error"), "info"),
+  ARBEIDER_QUEUE_TYPE: v.optional(v.picklist(["classic", "quorum"], "must be classic or quorum"), "classic"),
+};
+
+export const WorkerEnv = v.object({
+  ...SharedEnv,
+  ARBEIDER_VERIFY_KEY_FILE: fileList,
+  ARBEIDER_NODE_ID: v.pipe(text(hostname()), v.regex(NAME_PATTERN, "must match [A-Za-z0-9][A-Za-z0-9_-]{0,62}")),
+  ARBEIDER_GROUPS: list(NAME_PATTERN, "each group must match [A-Za-z0-9][A-Za-z0-9_-]{0,62}"),
+  ARBEIDER_REPO_DIR: text("."),
+  ARBEIDER_UPDATE_SCRIPT: v.optional(v.string()),
+  ARBEIDER_TIMEOUT: integer(600, 1, 86_400),
+  ARBEIDER_SERVICES: v.pipe(
+    v.optional(v.string(), ""),
+    v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
+    v.check((items) => items.every((item) => /^[A-Za-z0-9_-]+=\/.+$/.test(item)), "must be name=/absolute/pidfile, comma separated"),
+    v.transform((items) => Object.fromEntries(items.map((item) => [item.slice(0, item.indexOf("=")), item.slice(item.indexOf("=") + 1)]))),
+  ),
+  ARBEIDER_HOOKS_DIR: v.optional(v.string()),
+  ARBEIDER_ROLLBACK_ON_FAILURE: boolean(false),
+  ARBEIDER_STATE_FILE: v.optional(v.string()),
+  ARBEIDER_HEARTBEAT_SECONDS: integer(15, 1, 3600),
+});
+export type WorkerEnv = v.InferOutput<typeof WorkerEnv>;
+
+/** `branch` or `branch=target` items of ARBEIDER_BRANCHES. */
+const branches = v.pipe(
+  text("master"),
+  v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
+  v.check(
+    (items) =>
+      items.length > 0 &&
+      items.every((item) => /^[A-Za-z0-9._\/-]+(=(all|group:[A-Za-z0-9][A-Za-z0-9_-]{0,62}|node:[A-Za-z0-9][A-Za-z0-9_-]{0,62}))?$/.test(item)),
+    'must be a comma list of "branch" or "branch=all|group:<name>|node:<id>"',
+  ),
+  v.transform((items) => new Map(items.map((item) => [item.split("=")[0], item.split("=")[1] ?? "all"]))),
+);
+
+export const WebhookEnv = v.object({
+  ...SharedEnv,
+  PORT: integer(8080, 0, 65_535),
+  HOST: text("0.0.0.0"),
+  ARBEIDER_SIGNING_KEY_FILE: v.string(),
+  ARBEIDER_API_KEY: v.pipe(v.string(), v.minLength(16, "must be at least 16 characters")),
+  ARBEIDER_BRANCHES: branches,
+  CODESHIP_PROJECT_ID: v.optional(v.string()),
+  GITHUB_WEBHOOK_SECRET: v.optional(v.string()),
+  GITHUB_REPOSITORY: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, "must be owner/name"))),
+  GITHUB_WORKFLOWS: v.pipe(
+    v.optional(v.string(), ""),
+    v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
+  ),
+  GITLAB_WEBHOOK_TOKEN: v.optional(v.string()),
+  GITLAB_PROJECT_ID: v.optional(v.string()),
+  ARBEIDER_COMMAND_TTL: integer(3600, 1, 30 * 86_400),
+  ARBEIDER_MAX_BODY: integer(1_048_576, 1, 1 << 30),
+  ARBEIDER_HISTORY_MAX_AGE: v.pipe(text("30D"), v.regex(/^\d+[YMDhms]$/, "must be a number and a unit Y, M, D, h, m or s, e.g. 30D")),
+});
+export type WebhookEnv = v.InferOutput<typeof WebhookEnv>;

@@ -1,0 +1,181 @@
+/**
+ * The wire protocol both processes agree on: the Command the webhook signs and
+ * the workers execute, the Event every party reports, the Heartbeat each node
+ * sends, and the names of the exchanges, queues and routing keys that carry
+ * them. Pure: imports only valibot, so tests and both entrypoints share it.
+ */
+import * as v from "valibot";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Characters allowed in node ids and group names. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+export const FLEET_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const DEPLOYMENT_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+export const COMMIT_PATTERN = /^[0-9a-f]{7,40}$/;
+export const HOOK_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const SIGNALS = ["HUP", "USR1", "USR2", "TERM", "INT", "QUIT"] as const;
+export const COMMANDS = ["update", "rollback", "signal", "hook", "ping"] as const;
+export const PROVIDERS = ["codeship", "github", "gitlab", "api"] as const;
+
+/**
+ * A branch name that can never be read by git as an option, a revision
+ * expression or a path outside refs/heads: the rules of
+ * `git check-ref-format --branch`, plus no leading dash.
+ */
+export function isSafeBranch(name: string): boolean {
+  return (
+    name.length > 0 &&
+    name.length <= 200 &&
+    /^[A-Za-z0-9._\/-]+$/.test(name) &&
+    !name.startsWith("-") &&
+    !name.startsWith("/") &&
+    !name.endsWith("/") &&
+    !name.endsWith(".") &&
+    !name.endsWith(".lock") &&
+    !name.includes("..") &&
+    !name.includes("//") &&
+    !name.split("/").some((part) => part.startsWith(".")) &&
+    name !== "HEAD"
+  );
+}
+
+export const NodeId = v.pipe(v.string(), v.regex(NAME_PATTERN, "must match [A-Za-z0-9][A-Za-z0-9_-]{0,62}"));
+export const Branch = v.pipe(v.string(), v.check(isSafeBranch, "is not a safe branch name"));
+export const Commit = v.pipe(v.string(), v.regex(COMMIT_PATTERN, "must be 7 to 40 lowercase hex digits"));
+export const Timestamp = v.pipe(v.string(), v.isoTimestamp("must be an ISO-8601 timestamp"));
+export const Target = v.pipe(
+  v.string(),
+  v.check(
+    (t) => t === "all" || ((t.startsWith("group:") || t.startsWith("node:")) && NAME_PATTERN.test(t.slice(t.indexOf(":") + 1))),
+    'must be "all", "group:<name>" or "node:<id>"',
+  ),
+);
+
+const UpdateArgs = v.strictObject({ branch: Branch, commit: v.optional(Commit) });
+const RollbackArgs = v.strictObject({ commit: v.optional(Commit) });
+const SignalArgs = v.strictObject({
+  service: v.pipe(v.string(), v.regex(HOOK_NAME_PATTERN, "must match [A-Za-z0-9_-]+")),
+  signal: v.picklist(SIGNALS),
+});
+const HookArgs = v.strictObject({ name: v.pipe(v.string(), v.regex(HOOK_NAME_PATTERN, "must match [A-Za-z0-9_-]+")) });
+const NoArgs = v.strictObject({});
+
+/** What a command asks for, tagged by its name: the args each command takes. */
+export const Action = v.variant("command", [
+  v.object({ command: v.literal("update"), args: UpdateArgs }),
+  v.object({ command: v.literal("rollback"), args: v.optional(RollbackArgs, {}) }),
+  v.object({ command: v.literal("signal"), args: SignalArgs }),
+  v.object({ command: v.literal("hook"), args: HookArgs }),
+  v.object({ command: v.literal("ping"), args: v.optional(NoArgs, {}) }),
+]);
+export type Action = v.InferOutput<typeof Action>;
+
+export const Source = v.pipe(
+  v.objectWithRest({ provider: v.picklist(PROVIDERS) }, v.pipe(v.string(), v.maxLength(2000))),
+);
+
+const Envelope = v.object({
+  v: v.literal(PROTOCOL_VERSION),
+  id: v.pipe(v.string(), v.regex(DEPLOYMENT_PATTERN, "must match [A-Za-z0-9_-]{1,128}")),
+  deployment: v.pipe(v.string(), v.regex(DEPLOYMENT_PATTERN, "must match [A-Za-z0-9_-]{1,128}")),
+  fleet: v.pipe(v.string(), v.regex(FLEET_PATTERN)),
+  target: Target,
+  issuedAt: Timestamp,
+  expiresAt: Timestamp,
+  source: Source,
+});
+
+/** A signed instruction from the webhook to the nodes its target names. */
+export const Command = v.intersect([Envelope, Action]);
+export type Command = v.InferOutput<typeof Command>;
+
+export const EVENT_STATES = ["created", "received", "started", "succeeded", "failed", "rejected", "skipped"] as const;
+export type EventState = (typeof EVENT_STATES)[number];
+
+/** One party's report about one deployment. */
+export const Event = v.object({
+  v: v.literal(PROTOCOL_VERSION),
+  deployment: v.string(),
+  command: v.string(),
+  node: v.optional(v.string()),
+  state: v.picklist(EVENT_STATES),
+  at: Timestamp,
+  reason: v.optional(v.string()),
+  commitBefore: v.optional(v.string()),
+  commitAfter: v.optional(v.string()),
+  branch: v.optional(v.string()),
+  durationMs: v.optional(v.number()),
+  output: v.optional(v.string()),
+  spec: v.optional(Command),
+});
+export type Event = v.InferOutput<typeof Event>;
+
+/** A node's periodic "I am here, at this commit". */
+export const Heartbeat = v.object({
+  v: v.literal(PROTOCOL_VERSION),
+  node: v.string(),
+  groups: v.array(v.string()),
+  commit: v.nullable(v.string()),
+  branch: v.nullable(v.string()),
+  busy: v.boolean(),
+  version: v.string(),
+  at: Timestamp,
+});
+export type Heartbeat = v.InferOutput<typeof Heartbeat>;
+
+/** The exchanges and queues of one fleet. */
+export function names(fleet: string) {
+  const prefix = `arbeider.${fleet}`;
+  return {
+    commands: `${prefix}.commands`,
+    events: `${prefix}.events`,
+    history: `${prefix}.history`,
+    nodeQueue: (node: string) => `${prefix}.node.${node}`,
+  };
+}
+
+/** The commands-exchange routing key for a target (`group:web` -> `group.web`). */
+export function routingKey(target: string): string {
+  return target === "all" ? "all" : target.replace(":", ".");
+}
+
+/** The routing keys a node's queue is bound to. */
+export function nodeBindings(node: string, groups: readonly string[]): string[] {
+  return ["all", ...groups.map((g) => `group.${g}`), `node.${node}`];
+}
+
+/** Whether a target names this node: everyone, one of its groups, or its id. */
+export function targetMatches(target: string, node: string, groups: readonly string[]): boolean {
+  if (target === "all") return true;
+  if (target.startsWith("group:")) return groups.includes(target.slice(6));
+  return target === `node:${node}`;
+}
+
+export const eventKey = (deployment: string) => `deployment.${deployment}`;
+export const heartbeatKey = (node: string) => `heartbeat.${node}`;
+
+/** valibot issues as one line: `args.branch: is not a safe branch name`. */
+export function describeIssues(issues: v.BaseIssue<unknown>[]): string {
+  return issues
+    .map((issue) => {
+      const path = v.getDotPath(issue);
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join("; ");
+}
+
+/** Parses bytes as a JSON value of `schema`, or says which field is wrong. */
+export function parseJson<S extends v.GenericSchema>(
+  schema: S,
+  bytes: Uint8Array | string,
+): { ok: true; value: v.InferOutput<S> } | { ok: false; error: string } {
+  let data: unknown;
+  try {
+    data = JSON.parse(typeof bytes === "string" ? bytes : new TextDecoder().decode(bytes));
+  } catch (error) {
+    return { ok: false, error: `malformed JSON: ${(error as Error).message}` };
+  }
+  const result = v.safeParse(schema, data);
+  return result.success ? { ok: true, value: result.output } : { ok: false, error: describeIssues(result.issues) };
+}
