@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672
 STAMP := node_modules/.arbeider-installed
 
-.PHONY: install rabbitmq check test demo dist bench clean
+.PHONY: install rabbitmq browser check test demo dist bench clean
 
 install: $(STAMP)
 
@@ -20,11 +20,20 @@ $(STAMP): package.json package-lock.json
 rabbitmq:
 	@scripts/rabbitmq.sh
 
+# The dashboard test drives Debian's Chromium (never a downloaded browser). Installed
+# when missing and we can (root with apt-get); otherwise that test skips and says why.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make: installing Debian's chromium for the dashboard test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || echo "make: could not install chromium; the dashboard test will skip"; \
+	fi
+
 check: install
 	tsc -p .
 	deno check --quiet webhook.ts worker.ts
 
-test: install rabbitmq check
+test: install rabbitmq browser check
 	bun test --timeout 60000
 
 dist: install
