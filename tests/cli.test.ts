@@ -96,9 +96,13 @@ describe("outcome", () => {
     ["a missing node", deployment({ n1: ok(), n2: { state: "missing", at: at(1) } }), { done: true, code: 1 }],
     ["an unexpected node still running is waited for", deployment({ n1: ok(), n2: ok(), n3: { state: "received", at: at(1) } }), { done: false }],
     ["an unexpected node that failed fails it", deployment({ n1: ok(), n2: ok(), n3: { state: "failed", at: at(1) } }), { done: true, code: 1 }],
-    ["no node expected and none reported", deployment({}, []), { done: true, code: 1 }],
+    ["no node expected and none reported for 10 s", deployment({}, []), { done: true, code: 1 }],
   ];
-  for (const [name, d, expected] of cases) test(name, () => expect(outcome(d)).toMatchObject(expected));
+  for (const [name, d, expected] of cases) test(name, () => expect(outcome(d, T0 + 10_000)).toMatchObject(expected));
+  test("no node expected: a node gets 10 s to report before the deployment counts as failed", () => {
+    expect(outcome(deployment({}, []), T0 + 9_000)).toEqual({ done: false });
+    expect(outcome(deployment({ n1: ok() }, []), T0 + 1_000)).toMatchObject({ done: true, code: 0 });
+  });
 });
 
 describe("mergeEvent", () => {

@@ -4,6 +4,8 @@
  * node, the exit status it deserves, the merge of a live event into the last
  * deployment read, and the `status` / `nodes` tables.
  */
+import { ago, describeDeployment as describe, formatDuration, shortSha as short } from "../../shared/format.ts";
+
 export interface NodeOutcome {
   state: string;
   at: string;
@@ -52,6 +54,8 @@ export function nodeIds(d: Deployment): string[] {
   return [...d.expected, ...others];
 }
 
+const NO_NODE_GRACE_MS = 10_000;
+
 export type Outcome = { done: false } | { done: true; code: 0 | 1; why: string };
 
 /**
@@ -59,10 +63,12 @@ export type Outcome = { done: false } | { done: true; code: 0 | 1; why: string }
  * expected node succeeded or skipped and no node failed, rejected or went
  * missing. A node that reported is waited for even if it was not expected.
  */
-export function outcome(d: Deployment): Outcome {
+export function outcome(d: Deployment, now = Date.now()): Outcome {
   const ids = nodeIds(d);
   const stateOf = (node: string) => d.nodes[node]?.state ?? "waiting";
   if (ids.length === 0) {
+    // Nobody was expected: give nodes that are up but had not yet sent a heartbeat a moment to report.
+    if (now - Date.parse(d.createdAt) < NO_NODE_GRACE_MS) return { done: false };
     return { done: true, code: 1, why: `no online node matches target ${d.target}: nothing ran (see \`deploy.ts nodes\`)` };
   }
   if (ids.some((node) => !isFinal(stateOf(node)))) return { done: false };
@@ -107,14 +113,6 @@ function colourOf(state: string): keyof typeof COLOURS {
 
 const MARKS: Record<string, string> = { succeeded: "✔", skipped: "↷", failed: "✘", rejected: "✘", missing: "?", received: "…", started: "▶" };
 
-export const short = (sha: string | undefined | null) => (sha ? sha.slice(0, 7) : "");
-
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  return `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, "0")}s`;
-}
-
 /** One node's line: mark, name, state, commit, duration, reason. */
 export function renderNode(node: string, outcome: NodeOutcome | undefined, width: number, now: number, paint: Paint = plain): string {
   const state = outcome?.state ?? "waiting";
@@ -132,17 +130,6 @@ export function renderNode(node: string, outcome: NodeOutcome | undefined, width
     reason ? paint("dim", reason) : "",
   ];
   return `  ${cells.join("  ")}`.trimEnd();
-}
-
-/** What the deployment does, in one phrase: `update master@1a2b3c4 → all`. */
-export function describe(d: Pick<Deployment, "command" | "target" | "args">): string {
-  const a = d.args ?? {};
-  const what = d.command === "update" ? `update ${a.branch}${a.commit ? `@${short(a.commit)}` : ""}`
-    : d.command === "rollback" ? `rollback${a.commit ? ` to ${short(a.commit)}` : ""}`
-    : d.command === "signal" ? `signal ${a.signal} to ${a.service}`
-    : d.command === "hook" ? `hook ${a.name}`
-    : d.command;
-  return `${what} → ${d.target}`;
 }
 
 /** The summary line: counts by state and the overall word. */
@@ -175,15 +162,6 @@ export function renderDeployment(d: Deployment, now: number, paint: Paint = plai
 export function table(heading: string[], rows: string[][]): string[] {
   const widths = heading.map((cell, i) => Math.max(cell.length, ...rows.map((row) => (row[i] ?? "").length)));
   return [heading, ...rows].map((row) => row.map((cell, i) => (cell ?? "").padEnd(widths[i])).join("  ").trimEnd());
-}
-
-/** How long ago `iso` was, roughly: `4s ago`, `3m ago`, `2h ago`, `5d ago`. */
-export function ago(iso: string, now: number): string {
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
-  return `${Math.floor(s / 86_400)}d ago`;
 }
 
 export function deploymentsTable(list: Deployment[], now: number): string[] {
