@@ -167,7 +167,7 @@ describe("follow", () => {
     push("event: heartbeat\ndata: {\"node\":\"n1\"}\n\n");
     event("n1", { state: "started", at: at(1) });
     event("n1", ok());
-    event("n2", ok());
+    push(`event: state\ndata: ${JSON.stringify(deployment({ n1: ok(), n2: ok() }, ["n1", "n2"], "succeeded"))}\n\n`);
     expect(await done).toBe(0);
     const text = out.join("");
     expect(text).toMatch(/n1 +started/);

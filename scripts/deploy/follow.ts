@@ -1,8 +1,9 @@
 /**
  * `--wait`: follows one deployment until it is decided. Live events come from
- * `GET /api/events`; the deployment is re-read after the stream opens (so an
- * event from before it is never missed), after each of its events, and every
- * few seconds (the webhook alone decides when a node is `missing`). On a
+ * `GET /api/events` (`deployment`: one event, `state`: the whole deployment
+ * after it); the deployment is also re-read after the stream opens (so an
+ * event from before it is never missed) and every few seconds (the webhook
+ * alone decides when a node is `missing`). On a
  * terminal the view is redrawn in place; elsewhere each node's new state is
  * appended as a line.
  */
@@ -92,17 +93,19 @@ export function follow(client: Client, id: string, options: FollowOptions): Prom
       try {
         const response = await client.events(abort.signal);
         void refresh();
-        await readSse(response, ({ data }) => {
-          let event: { deployment?: string; node?: string; state: string; at: string };
+        await readSse(response, ({ event: name, data }) => {
+          if (over || (name !== "deployment" && name !== "state")) return;
+          let body: Deployment & { deployment?: string; node?: string; at: string };
           try {
-            event = JSON.parse(data);
+            body = JSON.parse(data);
           } catch {
             return;
           }
-          if (event?.deployment !== id || over) return;
-          if (current) current = mergeEvent(current, event);
+          // `state` carries the whole deployment after an event; `deployment` the event itself.
+          if (name === "state" && body.id === id && body.nodes) current = mergeDeployments(body, current);
+          else if (name === "deployment" && body.deployment === id && current) current = mergeEvent(current, body);
+          else return;
           settle();
-          void refresh();
         }, abort.signal);
       } catch {
         // The stream broke or was refused: polling goes on; try the stream again shortly.
