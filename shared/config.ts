@@ -108,7 +108,12 @@ export const WebhookEnv = v.object({
   PORT: integer(8080, 0, 65_535),
   HOST: text("0.0.0.0"),
   ARBEIDER_SIGNING_KEY_FILE: v.string(),
-  ARBEIDER_API_KEY: v.pipe(v.string(), v.minLength(16, "must be at least 16 characters")),
+  ARBEIDER_API_KEY: v.pipe(
+    v.string(),
+    v.minLength(16, "must be at least 16 characters"),
+    // It travels as a bearer token and in Codeship's URL: only characters both carry unchanged.
+    v.regex(/^[A-Za-z0-9._~-]+$/, "may contain only letters, digits and . _ ~ - (e.g. openssl rand -hex 24)"),
+  ),
   ARBEIDER_BRANCHES: branches,
   CODESHIP_PROJECT_ID: v.optional(v.string()),
   GITHUB_WEBHOOK_SECRET: v.optional(v.string()),

@@ -108,6 +108,8 @@ export const Event = v.object({
   durationMs: v.optional(v.number()),
   output: v.optional(v.string()),
   spec: v.optional(Command),
+  /** On created only: the online nodes the target matched when the command was published. */
+  expected: v.optional(v.array(v.string())),
 });
 export type Event = v.InferOutput<typeof Event>;
 

@@ -1,0 +1,86 @@
+/**
+ * The webhook's HTTP application, built from its collaborators so tests can
+ * call `app.request()` in-process with real or recorded ones: the config, the
+ * signing key, a confirmed `publish`, the view rebuilt from history and a
+ * `connected` probe. Routes live in webhook/hooks.ts, webhook/api.ts and
+ * webhook/dashboard.ts; this file composes them and owns the one error
+ * handler that turns thrown errors into `{ error }` answers.
+ */
+import { Hono, type Context } from "hono";
+import { basicAuth } from "hono/basic-auth";
+import { HTTPException } from "hono/http-exception";
+import { BrokerUnavailable } from "../shared/broker.ts";
+import type { WebhookEnv } from "../shared/config.ts";
+import type { Logger } from "../shared/log.ts";
+import type { SigningKey } from "../shared/signing.ts";
+import { apiRoutes } from "./api.ts";
+import { createDashboard } from "./dashboard.ts";
+import { createDeployer, type Publish } from "./deployer.ts";
+import { RequestError } from "./errors.ts";
+import { hookRoutes } from "./hooks.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { safeEqual } from "./secrets.ts";
+import type { View } from "./view.ts";
+
+/** Seconds a CI should wait before retrying when the broker is unavailable. */
+export const RETRY_AFTER_SECONDS = 5;
+
+export interface AppOptions {
+  config: WebhookEnv;
+  signingKey: SigningKey;
+  publish: Publish;
+  view: View;
+  /** True while the broker is connected and the history has been read. */
+  connected: () => boolean;
+  log: Logger;
+  metrics?: Metrics;
+  now?: () => number;
+  keepAliveMs?: number;
+}
+
+export function createApp(options: AppOptions): Hono {
+  const { config, view, connected, log } = options;
+  const metrics = options.metrics ?? createMetrics();
+  const deploy = createDeployer({
+    fleet: config.ARBEIDER_FLEET,
+    ttlSeconds: config.ARBEIDER_COMMAND_TTL,
+    signingKey: options.signingKey,
+    publish: options.publish,
+    view,
+    connected,
+    onPublished: (command) => metrics.published(command.command),
+    now: options.now,
+  });
+
+  const app = new Hono();
+  app.onError((error, c) => errorResponse(error, c, log));
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  app.get("/healthz", (c) => (connected() ? c.json({ ok: true }) : c.json({ ok: false, error: "broker unavailable" }, 503)));
+  app.get("/metrics", (c) => c.text(metrics.render(view, connected()), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+  app.route("/hooks", hookRoutes({ config, deploy, metrics, log }));
+  app.route("/api", apiRoutes({ apiKey: config.ARBEIDER_API_KEY, deploy, view, keepAliveMs: options.keepAliveMs }));
+
+  const page = basicAuth({ realm: "arbeider", verifyUser: (_user, password) => safeEqual(config.ARBEIDER_API_KEY, password) });
+  app.use("/", page);
+  app.use("/ui/*", page);
+  app.route("/", createDashboard({ fleet: config.ARBEIDER_FLEET }));
+  return app;
+}
+
+/** Every error becomes `{ error }` with its status; nothing internal or secret reaches the caller. */
+function errorResponse(error: Error, c: Context, log: Logger): Response {
+  if (error instanceof RequestError) return c.json({ error: error.message }, error.status);
+  if (error instanceof BrokerUnavailable) {
+    log.warn("broker unavailable", { path: c.req.path, error: error.message });
+    return c.json({ error: "broker unavailable" }, 503, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+  }
+  if (error instanceof HTTPException) {
+    // Hono's auth middleware: keep its status and WWW-Authenticate challenge, answer in JSON.
+    const challenge = error.getResponse().headers.get("WWW-Authenticate");
+    const message = error.status === 401 ? "missing or wrong credentials" : error.message || "bad request";
+    return c.json({ error: message }, error.status, challenge ? { "WWW-Authenticate": challenge } : {});
+  }
+  log.error("request failed", { method: c.req.method, path: c.req.path, error: error.message });
+  return c.json({ error: "internal error" }, 500);
+}

@@ -1,0 +1,115 @@
+/**
+ * The dashboard's inline style sheet and script (no build step, no CDN: the
+ * page works offline). The script keeps the page live without reloading it:
+ * it listens to `/api/events` with EventSource and, on each event, fetches the
+ * page again and swaps in its `#live` part, so every piece of HTML is rendered
+ * by the server in one place (webhook/dashboard.ts). Same-origin requests
+ * carry the browser's HTTP Basic credentials.
+ */
+
+export const STYLE = `
+:root {
+  color-scheme: light dark;
+  --bg: #f6f8fa; --panel: #fff; --text: #1f2328; --muted: #59636e; --line: #d1d9e0;
+  --ok: #1a7f37; --ok-bg: #dafbe1; --bad: #cf222e; --bad-bg: #ffebe9;
+  --run: #9a6700; --run-bg: #fff8c5; --skip: #0969da; --skip-bg: #ddf4ff;
+  --wait: #59636e; --wait-bg: #eff2f5;
+}
+@media (prefers-color-scheme: dark) {
+  :root {
+    --bg: #0d1117; --panel: #151b23; --text: #e6edf3; --muted: #9198a1; --line: #3d444d;
+    --ok: #3fb950; --ok-bg: #12261e; --bad: #f85149; --bad-bg: #2d1416;
+    --run: #d29922; --run-bg: #2e2410; --skip: #4493f8; --skip-bg: #121d2f;
+    --wait: #9198a1; --wait-bg: #21262d;
+  }
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--text);
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif; }
+code, .mono { font-family: ui-monospace, SFMono-Regular, "DejaVu Sans Mono", Menlo, monospace; font-size: 12.5px; }
+header.top { display: flex; align-items: center; gap: 16px; padding: 12px 24px; background: var(--panel);
+  border-bottom: 1px solid var(--line); position: sticky; top: 0; z-index: 1; }
+header.top h1 { font-size: 18px; margin: 0; letter-spacing: .2px; }
+header.top .fleet { color: var(--muted); }
+header.top .summary { margin-left: auto; display: flex; gap: 12px; align-items: center; color: var(--muted); }
+#conn { font-weight: 600; }
+#conn.on { color: var(--ok); } #conn.off { color: var(--bad); }
+main { max-width: 1280px; margin: 0 auto; padding: 16px 24px 40px; display: grid; gap: 24px; }
+h2 { font-size: 15px; margin: 0 0 8px; color: var(--muted); text-transform: uppercase; letter-spacing: .6px; }
+.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; }
+.empty { padding: 20px; color: var(--muted); }
+.dep { border-left: 5px solid var(--c); }
+.dep + .dep { border-top: 1px solid var(--line); }
+.dep .head { display: flex; flex-wrap: wrap; align-items: baseline; gap: 6px 12px; padding: 10px 14px 4px; }
+.dep .what { font-weight: 600; font-size: 15px; }
+.dep .meta { color: var(--muted); font-size: 13px; }
+.dep .id { color: var(--muted); }
+.dep .nodes { display: flex; flex-wrap: wrap; gap: 6px; list-style: none; margin: 0; padding: 4px 14px 12px; }
+.badge { display: inline-block; min-width: 96px; text-align: center; padding: 2px 10px; border-radius: 999px;
+  font-weight: 700; font-size: 12px; letter-spacing: .5px; text-transform: uppercase; color: var(--c); background: var(--cb);
+  border: 1px solid var(--c); }
+.chip { display: inline-flex; gap: 6px; align-items: baseline; padding: 3px 10px; border-radius: 6px;
+  background: var(--cb); color: var(--text); border: 1px solid transparent; border-left: 4px solid var(--c); }
+.chip b { color: var(--c); font-weight: 600; }
+.chip .why { color: var(--muted); max-width: 420px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+details.out { padding: 0 14px 12px; }
+details.out summary { cursor: pointer; color: var(--muted); }
+details.out pre { margin: 6px 0 0; padding: 8px; background: var(--bg); border-radius: 6px; max-height: 240px; overflow: auto;
+  white-space: pre-wrap; font-size: 12px; }
+.s-succeeded { --c: var(--ok); --cb: var(--ok-bg); }
+.s-failed, .s-rejected, .s-missing { --c: var(--bad); --cb: var(--bad-bg); }
+.s-running, .s-received, .s-started { --c: var(--run); --cb: var(--run-bg); }
+.s-skipped { --c: var(--skip); --cb: var(--skip-bg); }
+.s-queued, .s-waiting, .s-offline { --c: var(--wait); --cb: var(--wait-bg); }
+.s-online, .s-current { --c: var(--ok); --cb: var(--ok-bg); }
+.s-behind { --c: var(--run); --cb: var(--run-bg); }
+table { width: 100%; border-collapse: collapse; }
+th, td { text-align: left; padding: 8px 14px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th { color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .5px; }
+tr:last-child td { border-bottom: 0; }
+td .tag { display: inline-block; padding: 0 8px; border-radius: 999px; font-weight: 600; font-size: 12px;
+  color: var(--c); background: var(--cb); }
+.group { display: inline-block; padding: 0 6px; margin-right: 4px; border: 1px solid var(--line); border-radius: 4px; font-size: 12px; }
+`;
+
+/** Runs in the browser: live status, refresh on events, relative times that keep counting. */
+export const SCRIPT = `
+(() => {
+  const conn = document.getElementById("conn");
+  let busy = false, again = false, timer = 0;
+  async function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      do {
+        again = false;
+        const response = await fetch(location.pathname + location.search, { headers: { accept: "text/html" }, cache: "no-store" });
+        if (!response.ok) break;
+        const page = new DOMParser().parseFromString(await response.text(), "text/html");
+        const fresh = page.getElementById("live");
+        const open = [...document.querySelectorAll("details[open]")].map((d) => d.id);
+        if (fresh) document.getElementById("live").replaceWith(fresh);
+        for (const id of open) document.getElementById(id)?.setAttribute("open", "");
+        tick();
+      } while (again);
+    } catch { /* the stream's reconnect brings the next refresh */ }
+    busy = false;
+  }
+  /** Heartbeats come often: fold those of a second into one refresh. */
+  function soon() { if (!timer) timer = setTimeout(() => { timer = 0; refresh(); }, 1000); }
+  function ago(iso) {
+    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    return s < 60 ? s + "s ago" : s < 3600 ? Math.floor(s / 60) + "m ago" : s < 86400 ? Math.floor(s / 3600) + "h ago" : Math.floor(s / 86400) + "d ago";
+  }
+  function tick() { for (const el of document.querySelectorAll("time[data-ago]")) el.textContent = ago(el.getAttribute("datetime")); }
+  const events = new EventSource("/api/events");
+  events.onopen = () => { conn.textContent = "● live"; conn.className = "on"; refresh(); };
+  events.onerror = () => { conn.textContent = "○ reconnecting"; conn.className = "off"; };
+  events.onmessage = refresh;
+  for (const name of ["deployment", "event"]) events.addEventListener(name, refresh);
+  events.addEventListener("heartbeat", soon);
+  setInterval(tick, 1000);
+  // Nodes go offline silently: look again now and then.
+  setInterval(refresh, 15000);
+})();
+`;
