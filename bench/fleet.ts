@@ -1,0 +1,99 @@
+/**
+ * Real arbeider processes for the benchmarks, started the way users start
+ * them: `bun webhook.ts` (ready once `/healthz` answers 200) and `bun
+ * worker.ts` per node on its own clone (ready once it logs that it consumes),
+ * plus the origin repository and clones they work on.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { cloneNode, git } from "../tests/helpers.ts";
+import { freePort, type Harness, type Proc } from "./harness.ts";
+
+export const API_KEY = "bench-api-key-0123456789";
+export const CODESHIP_PROJECT = "412345";
+/** What a worker logs once its consumer is registered. */
+export const CONSUMING = '"msg":"consuming"';
+
+export interface Webhook {
+  proc: Proc;
+  url: string;
+  /** POST /api/deployments; resolves with the deployment id. */
+  deploy(request: { command: string; target?: string; args?: Record<string, string> }): Promise<string>;
+}
+
+/** `bun webhook.ts` (or `argv`) for `fleet`, ready to take requests. */
+export async function startWebhook(h: Harness, fleet: string, argv = ["bun", "webhook.ts"]): Promise<Webhook> {
+  const port = await freePort();
+  const proc = h.spawn(argv, {
+    ARBEIDER_FLEET: fleet,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    ARBEIDER_SIGNING_KEY_FILE: h.keys.signingFile,
+    ARBEIDER_API_KEY: API_KEY,
+    ARBEIDER_BRANCHES: "master",
+    CODESHIP_PROJECT_ID: CODESHIP_PROJECT,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`the webhook did not become healthy:\n${proc.tail()}`);
+    await Bun.sleep(20);
+  }
+  return {
+    proc,
+    url,
+    async deploy(request) {
+      const response = await fetch(`${url}/api/deployments`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify(request),
+      });
+      const body = (await response.json()) as { deployment?: string; error?: string };
+      if (response.status !== 202 || !body.deployment) throw new Error(`POST /api/deployments answered ${response.status}: ${JSON.stringify(body)}`);
+      return body.deployment;
+    },
+  };
+}
+
+export interface Repos {
+  origin: string;
+  /** Commits a change on master and pushes it; returns the sha. */
+  commit(files: Record<string, string>): string;
+  /** A new clone of origin on master at `dir/<name>`. */
+  clone(name: string): string;
+}
+
+const IDENTITY = ["-c", "user.name=arbeider bench", "-c", "user.email=bench@arbeider.invalid"];
+
+/** An origin repository whose master has a trivial update.sh, in `dir`. */
+export function makeRepos(dir: string): Repos {
+  const origin = join(dir, "origin.git");
+  const author = join(dir, "author");
+  mkdirSync(author, { recursive: true });
+  git(dir, "init", "--quiet", "--bare", "--initial-branch=master", origin);
+  git(author, "init", "--quiet", "--initial-branch=master");
+  git(author, "remote", "add", "origin", origin);
+  const commit = (files: Record<string, string>) => {
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(author, name), content, { mode: name.endsWith(".sh") ? 0o755 : 0o644 });
+    git(author, "add", "-A");
+    git(author, ...IDENTITY, "commit", "--quiet", "-m", `bench: ${Object.keys(files).join(", ")}`);
+    git(author, "push", "--quiet", "origin", "master");
+    return git(author, "rev-parse", "HEAD");
+  };
+  commit({ "update.sh": "#!/bin/sh\nexit 0\n" });
+  return { origin, commit, clone: (name) => cloneNode(origin, join(dir, name)) };
+}
+
+/** `bun worker.ts` (or `argv`) as `node` on `repo`; resolves once it consumes. */
+export async function startWorker(h: Harness, fleet: string, node: string, repo: string, argv = ["bun", "worker.ts"]): Promise<Proc> {
+  const proc = h.spawn(argv, {
+    ARBEIDER_FLEET: fleet,
+    ARBEIDER_NODE_ID: node,
+    ARBEIDER_REPO_DIR: repo,
+    ARBEIDER_VERIFY_KEY_FILE: h.keys.verifyFile,
+  });
+  await proc.waitForLine(CONSUMING, 60_000);
+  return proc;
+}
