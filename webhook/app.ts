@@ -64,7 +64,7 @@ export function createApp(options: AppOptions): Hono {
   const page = basicAuth({ realm: "arbeider", verifyUser: (_user, password) => safeEqual(config.ARBEIDER_API_KEY, password) });
   app.use("/", page);
   app.use("/ui/*", page);
-  app.route("/", createDashboard({ fleet: config.ARBEIDER_FLEET }));
+  app.route("/", createDashboard({ fleet: config.ARBEIDER_FLEET, view }));
   return app;
 }
 

@@ -34,9 +34,16 @@ header.top .fleet { color: var(--muted); }
 header.top .summary { margin-left: auto; display: flex; gap: 12px; align-items: center; color: var(--muted); }
 #conn { font-weight: 600; }
 #conn.on { color: var(--ok); } #conn.off { color: var(--bad); }
-main { max-width: 1280px; margin: 0 auto; padding: 16px 24px 40px; display: grid; gap: 24px; }
+main { max-width: 1280px; margin: 0 auto; padding: 16px 24px 40px; }
+#live { display: grid; gap: 22px; }
+a { color: inherit; text-decoration-color: var(--muted); }
+.stats { display: flex; flex-wrap: wrap; gap: 12px; margin: 0; }
+.stat { background: var(--panel); border: 1px solid var(--line); border-left: 5px solid var(--c, var(--line)); border-radius: 10px;
+  padding: 8px 16px; min-width: 180px; }
+.stat .n { font-size: 22px; font-weight: 700; color: var(--c, var(--text)); }
+.stat .l { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .5px; }
 h2 { font-size: 15px; margin: 0 0 8px; color: var(--muted); text-transform: uppercase; letter-spacing: .6px; }
-.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; }
+.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; overflow: hidden; }
 .empty { padding: 20px; color: var(--muted); }
 .dep { border-left: 5px solid var(--c); }
 .dep + .dep { border-top: 1px solid var(--line); }
