@@ -1,1 +1,114 @@
-if (import.meta.main) console.log("todo");
+/**
+ * arbeider's node agent: one per node or container. It consumes the node's
+ * own durable queue, executes only commands signed by the webhook's key and
+ * meant for this node, keeps the git checkout at the commit it was told, and
+ * reports every step as an event. Configuration is environment variables only
+ * (README, "Worker"); run it as `bun worker.ts` or `deno run -A worker.ts`.
+ *
+ * The story of the process: load and check the configuration, lock the
+ * checkout, clean up after a crash, connect and consume, and on SIGTERM finish
+ * the command in hand, then exit 0.
+ */
+import { connectBroker } from "./shared/broker.ts";
+import { ConfigError } from "./shared/config.ts";
+import { createLogger, type Logger } from "./shared/log.ts";
+import { createConsumer } from "./worker/consumer.ts";
+import { startHeartbeats, VERSION } from "./worker/heartbeat.ts";
+import { acquireLock, type Lock } from "./worker/lock.ts";
+import { groupStillOurs, killGroup } from "./worker/proc.ts";
+import { loadSettings, type Settings } from "./worker/settings.ts";
+import { openStore, type Store } from "./worker/state.ts";
+
+/** Exits 2 with one line on stderr for a configuration problem; anything else is a bug and rethrown. */
+export function exitOnConfigError(error: unknown): never {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`arbeider worker: ${error.message}\n`);
+  process.exit(2);
+}
+
+/** The checkout's lock and state, or exit 2 if another worker holds it or the state file is unusable. */
+export function claimCheckout(settings: Settings): { lock: Lock; store: Store } {
+  try {
+    const lock = acquireLock(settings.gitDir);
+    try {
+      return { lock, store: openStore(settings.stateFile) };
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+  } catch (error) {
+    return exitOnConfigError(error);
+  }
+}
+
+/**
+ * A command that was running when the worker died (SIGKILL, power loss) may
+ * have left its update script running in its own process group. End that
+ * group before consuming, so the redelivered command does not run beside it.
+ */
+export async function endInterruptedCommand(store: Store, log: Logger): Promise<void> {
+  const running = store.state.running;
+  if (!running) return;
+  if (running.group && groupStillOurs(running.group)) {
+    log.warn("ending the processes of a command interrupted by a crash", { command: running.id, pgid: running.group.pid });
+    await killGroup(running.group.pid, 5000);
+  }
+  store.update((state) => ({ ...state, running: undefined }));
+}
+
+/** Resolves on the first SIGTERM or SIGINT; a second one ends the process at once. */
+export function untilStopSignal(log: Logger): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.on(signal, () => {
+        log.warn("second stop signal; exiting without finishing the command", { signal });
+        process.exit(1);
+      });
+      resolve(signal);
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
+export async function main(): Promise<void> {
+  const settings = await loadSettings(process.env).catch(exitOnConfigError);
+  const { ARBEIDER_NODE_ID: node, ARBEIDER_FLEET: fleet, ARBEIDER_GROUPS: groups } = settings.env;
+  const log = createLogger(settings.env.LOG_LEVEL, { node });
+  const { lock, store } = claimCheckout(settings);
+  const stopSignal = untilStopSignal(log);
+  log.info("worker starting", { version: VERSION, fleet, groups, repo: settings.repo, keys: settings.keys.length });
+  await endInterruptedCommand(store, log);
+
+  // `setup` first runs once the connection is open, after `consumer` below exists.
+  const broker = connectBroker({
+    urls: settings.env.AMQP_URL,
+    log,
+    name: `arbeider-worker ${fleet}/${node}`,
+    setup: (channel) => consumer.setup(channel),
+  });
+  const heartbeats = startHeartbeats({ settings, log, broker, busy: () => consumer.busy });
+  const consumer = createConsumer({
+    settings,
+    log,
+    store,
+    broker,
+    afterCommand: () => void heartbeats.beat(),
+    onFatal(error) {
+      log.error("cannot go on", { error });
+      process.exit(1);
+    },
+  });
+  if (await broker.waitConnected(60_000)) void heartbeats.beat();
+
+  const signal = await stopSignal;
+  log.info("stopping: finishing the command in hand", { signal, busy: consumer.busy });
+  await consumer.stop();
+  heartbeats.stop();
+  await broker.close();
+  lock.release();
+  log.info("stopped");
+  process.exit(0);
+}
+
+if (import.meta.main) await main();

@@ -56,7 +56,7 @@ export function makeOrigin(dir: string) {
   /** Commits `files` on `branch` (created from master if new) and pushes; returns the sha. */
   const commit = (branch: string, files: Record<string, string>, message = "change"): string => {
     const branches = git(work, "branch", "--list", branch);
-    if (git(work, "rev-parse", "--abbrev-ref", "HEAD") !== branch) {
+    if (git(work, "symbolic-ref", "--short", "HEAD") !== branch) {
       git(work, "checkout", "--quiet", ...(branches ? [branch] : ["-b", branch, "master"]));
     }
     for (const [name, content] of Object.entries(files)) {

@@ -1,0 +1,136 @@
+/**
+ * The worker tests' fixture, built on tests/helpers.ts: a fleet of its own, an
+ * origin repository whose `update.sh` writes one line per run (with the
+ * contract's environment) into a marker folder outside the checkouts, node
+ * checkouts, and `bun worker.ts` processes for them. `withNodes` removes
+ * everything it made, whether the test passed or not.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  cloneNode,
+  command,
+  makeKeys,
+  makeOrigin,
+  openFleet,
+  removeDirs,
+  startWorker,
+  tempDir,
+  waitUntil,
+  type Fleet,
+  type Proc,
+} from "./helpers.ts";
+import type { Command, Event } from "../shared/protocol.ts";
+
+/** Writes what it was run with; fails when the checkout has a file `broken`, hangs when it has `hang`. */
+export const UPDATE_SH = `#!/bin/sh
+echo "run deployment=$ARBEIDER_DEPLOYMENT node=$ARBEIDER_NODE_ID branch=$ARBEIDER_BRANCH commit=$ARBEIDER_COMMIT previous=$ARBEIDER_PREVIOUS_COMMIT pwd=$(pwd)" >> "$MARKER_DIR/$ARBEIDER_NODE_ID.runs"
+if [ -f broken ]; then echo "boom: this build is broken" >&2; exit 3; fi
+if [ -f hang ]; then
+  echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
+  sleep 60 &
+  echo $! > "$MARKER_DIR/$ARBEIDER_NODE_ID.child.pid"
+  wait
+fi
+if [ -f gate ]; then
+  echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
+  while [ ! -f "$MARKER_DIR/open" ]; do sleep 0.05; done
+fi
+echo "updated to $ARBEIDER_COMMIT"
+`;
+
+export interface NodeSpec {
+  id: string;
+  groups?: string[];
+}
+
+export type Nodes = Awaited<ReturnType<typeof makeNodes>>;
+
+async function makeNodes(specs: NodeSpec[], prefix: string) {
+  const dir = tempDir();
+  const fleet = await openFleet(prefix);
+  const keys = makeKeys(join(dir, "keys"));
+  const origin = makeOrigin(dir);
+  const base = origin.commit("master", { "update.sh": UPDATE_SH }, "add update.sh");
+  const markers = join(dir, "markers");
+  await Bun.write(join(markers, ".keep"), "");
+  const repos = Object.fromEntries(specs.map((spec) => [spec.id, cloneNode(origin.origin, join(dir, `node-${spec.id}`))]));
+  const workers = new Map<string, Proc>();
+  for (const spec of specs) fleet.track(spec.id);
+
+  /** The environment `bun worker.ts` gets for `node`, with `extra` on top. */
+  const envOf = (node: string, extra: Record<string, string> = {}) => ({
+    ARBEIDER_FLEET: fleet.fleet,
+    ARBEIDER_NODE_ID: node,
+    ARBEIDER_GROUPS: (specs.find((s) => s.id === node)?.groups ?? []).join(","),
+    ARBEIDER_REPO_DIR: repos[node],
+    ARBEIDER_VERIFY_KEY_FILE: keys.verifyFile,
+    ARBEIDER_TIMEOUT: "20",
+    ARBEIDER_HEARTBEAT_SECONDS: "60",
+    MARKER_DIR: markers,
+    ...extra,
+  });
+
+  return {
+    dir,
+    fleet,
+    keys,
+    origin,
+    /** The commit every node starts at (master with update.sh). */
+    base,
+    repos,
+    markers,
+    envOf,
+    /** Starts the worker of `node` and waits until it consumes. */
+    async start(node: string, extra: Record<string, string> = {}, runtime?: string[]) {
+      const proc = await startWorker(envOf(node, extra), runtime);
+      workers.set(node, proc);
+      return proc;
+    },
+    worker: (node: string) => workers.get(node)!,
+    /** Signs and publishes a command built from `action`. */
+    send(action: Parameters<typeof command>[1], key?: string): Promise<Command> {
+      return fleet.publish(command(fleet.fleet, action), keys.key, key);
+    },
+    /** Waits for the outcome (or refusal) of `cmd` on `node`. */
+    outcome(cmd: Command, node: string, timeoutMs = 20_000): Promise<Event> {
+      return fleet.waitState(cmd.deployment, node, ["succeeded", "failed", "rejected", "skipped"], timeoutMs);
+    },
+    /** The lines update.sh wrote on `node`. */
+    runs(node: string): string[] {
+      const file = join(markers, `${node}.runs`);
+      return existsSync(file) ? readFileSync(file, "utf8").trim().split("\n") : [];
+    },
+    marker: (name: string) => join(markers, name),
+    async cleanup() {
+      await Promise.all([...workers.values()].map((proc) => proc.stop(5000)));
+      await fleet.cleanup();
+      removeDirs(dir);
+    },
+  };
+}
+
+/** Runs `body` with fresh nodes in a fleet of their own, then removes all of it. */
+export async function withNodes(specs: NodeSpec[], body: (nodes: Nodes) => Promise<void>, prefix = "w"): Promise<void> {
+  const nodes = await makeNodes(specs, prefix);
+  try {
+    await body(nodes);
+  } finally {
+    await nodes.cleanup();
+  }
+}
+
+/** Whether `pid` is a live process (a zombie, never reaped in some containers, counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Events of `deployment` from `node`, as their states in order. */
+export const statesOf = (fleet: Fleet, deployment: string, node: string) => fleet.of(deployment, node).map((e) => e.state);
+
+export { waitUntil };

@@ -1,0 +1,82 @@
+/**
+ * The git operations of a node's checkout, each one `git` process started
+ * with an argument list. Branch names and commits reach here only after the
+ * protocol schema checked them (no leading dash, hex only), and every value
+ * sits behind `--` or inside a full refspec, so none can be read as an option.
+ */
+import { run, type Tail } from "./run.ts";
+
+/** A git command that failed: which one, and git's own words. */
+export class GitError extends Error {}
+
+export interface GitOptions {
+  deadline?: number;
+  tail?: Tail;
+}
+
+const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "true", LC_ALL: "C" };
+const DEFAULT_MS = 60_000;
+
+async function exec(repo: string, args: string[], options: GitOptions) {
+  return run(["git", ...args], {
+    cwd: repo,
+    env: { ...process.env, ...GIT_ENV },
+    deadline: options.deadline ?? Date.now() + DEFAULT_MS,
+    tail: options.tail,
+  });
+}
+
+/** Runs git in `repo` and returns its trimmed stdout, or throws a GitError. */
+export async function git(repo: string, args: string[], options: GitOptions = {}): Promise<string> {
+  const result = await exec(repo, args, options);
+  if (result.code === 0) return result.stdout.trim();
+  const why = result.timedOut ? "timed out" : result.error ?? (result.stderr.trim().split("\n").pop() || `exit ${result.code}`);
+  throw new GitError(`git ${args[0]} failed: ${why}`);
+}
+
+/** The full sha a revision names as a commit, or undefined. */
+export async function resolveCommit(repo: string, rev: string, options: GitOptions = {}): Promise<string | undefined> {
+  const result = await exec(repo, ["rev-parse", "--verify", "--quiet", "--end-of-options", `${rev}^{commit}`], options);
+  return result.code === 0 ? result.stdout.trim() : undefined;
+}
+
+/** The commit HEAD is at, or undefined in a repository without commits. */
+export const headCommit = (repo: string, options: GitOptions = {}) => resolveCommit(repo, "HEAD", options);
+
+/** The branch HEAD is on, or undefined when HEAD is detached. */
+export async function currentBranch(repo: string, options: GitOptions = {}): Promise<string | undefined> {
+  const result = await exec(repo, ["symbolic-ref", "--quiet", "--short", "HEAD"], options);
+  return result.code === 0 ? result.stdout.trim() : undefined;
+}
+
+/** Fetches one branch of origin into refs/remotes/origin/<branch> and returns its tip. */
+export async function fetchBranch(repo: string, branch: string, options: GitOptions): Promise<string> {
+  const remoteRef = `refs/remotes/origin/${branch}`;
+  await git(repo, ["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", "--", `+refs/heads/${branch}:${remoteRef}`], options);
+  const tip = await resolveCommit(repo, remoteRef, options);
+  if (!tip) throw new GitError(`branch ${branch} has no commit on origin`);
+  return tip;
+}
+
+/** Whether `commit` is `tip` or one of its ancestors. */
+export async function isAncestor(repo: string, commit: string, tip: string, options: GitOptions = {}): Promise<boolean> {
+  const result = await exec(repo, ["merge-base", "--is-ancestor", commit, tip], options);
+  if (result.code === 0 || result.code === 1) return result.code === 0;
+  throw new GitError(`git merge-base failed: ${result.stderr.trim() || result.error || `exit ${result.code}`}`);
+}
+
+/**
+ * Puts the checkout on `branch` (or detached when there is none) at `sha`,
+ * discarding changes to tracked files, and confirms HEAD is there.
+ * Untracked files (logs, local configuration) are left alone.
+ */
+export async function checkoutAt(repo: string, branch: string | undefined, sha: string, options: GitOptions): Promise<void> {
+  const where = branch ? ["-B", branch, sha] : ["--detach", sha];
+  await git(repo, ["checkout", "--quiet", "--force", ...where, "--"], options);
+  await git(repo, ["reset", "--quiet", "--hard", sha, "--"], options);
+  const head = await headCommit(repo, options);
+  const onBranch = await currentBranch(repo, options);
+  if (head !== sha || onBranch !== branch) {
+    throw new GitError(`checkout ended at ${head ?? "nothing"} on ${onBranch ?? "no branch"}, not at ${sha} on ${branch ?? "no branch"}`);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Starts the processes a command needs (git, the update script, hooks) from
+ * argument lists, never through a shell. Each runs in a process group of its
+ * own, so a timeout can end it together with everything it started, and what
+ * it writes is kept as a bounded tail for the command's outcome event.
+ */
+import { spawn } from "node:child_process";
+import { killGroup } from "./proc.ts";
+
+export const OUTPUT_LIMIT = 4096;
+
+/** The last `limit` bytes written to it, decoded without a broken first character. */
+export interface Tail {
+  push(chunk: Uint8Array): void;
+  text(): string;
+}
+
+export function createTail(limit = OUTPUT_LIMIT): Tail {
+  let kept = Buffer.alloc(0);
+  return {
+    push(chunk) {
+      kept = Buffer.concat([kept, chunk]);
+      if (kept.length > limit) kept = kept.subarray(kept.length - limit);
+    },
+    text() {
+      let start = 0;
+      // Skip UTF-8 continuation bytes (10xxxxxx) left over from a cut character.
+      while (start < kept.length && start < 3 && (kept[start] & 0xc0) === 0x80) start++;
+      return kept.subarray(start).toString("utf8");
+    },
+  };
+}
+
+export interface RunOptions {
+  cwd: string;
+  env?: Record<string, string | undefined>;
+  /** Epoch ms after which the process group is killed. */
+  deadline: number;
+  /** Receives stdout and stderr as they come. */
+  tail?: Tail;
+  /** Called with the process group id once the process started. */
+  onSpawn?: (pgid: number) => void;
+  /** How long SIGTERM gets before SIGKILL. */
+  graceMs?: number;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** Set when the process could not be started at all (ENOENT, EACCES). */
+  error?: string;
+  stdout: string;
+  stderr: string;
+}
+
+const CAPTURE_LIMIT = 1 << 20;
+
+/** Runs `argv` to its end (or its deadline) in a new process group. Never rejects. */
+export function run(argv: readonly string[], options: RunOptions): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      detached: true, // setsid(): a process group of its own
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const captured = { stdout: "", stderr: "" };
+    const collect = (which: "stdout" | "stderr") => (chunk: Buffer) => {
+      options.tail?.push(chunk);
+      if (captured[which].length < CAPTURE_LIMIT) captured[which] += chunk.toString("utf8");
+    };
+    child.stdout!.on("data", collect("stdout"));
+    child.stderr!.on("data", collect("stderr"));
+
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid) void killGroup(child.pid, options.graceMs ?? 5000);
+    }, Math.max(0, options.deadline - Date.now()));
+    const finish = (result: Omit<RunResult, "timedOut" | "stdout" | "stderr">) => {
+      clearTimeout(timer);
+      resolve({ ...result, timedOut, ...captured });
+    };
+
+    child.once("error", (error) => finish({ code: null, signal: null, error: error.message }));
+    child.once("spawn", () => options.onSpawn?.(child.pid!));
+    child.once("exit", (code, signal) => {
+      // Output still in the pipes arrives before 'close'; a daemon the process
+      // left behind may hold the pipes open forever, so wait only briefly.
+      const drained = setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+      }, 250);
+      child.once("close", () => {
+        clearTimeout(drained);
+        finish({ code, signal });
+      });
+    });
+  });
+}
+
+/** A one-line account of how a run ended, for failure reasons: `exited with status 3`. */
+export function describeEnd(result: RunResult, timeoutMs: number): string {
+  if (result.error) return `could not be started: ${result.error}`;
+  if (result.timedOut) return `timed out after ${Math.round(timeoutMs / 1000)} s; its process group was killed`;
+  if (result.signal) return `was killed by ${result.signal}`;
+  return `exited with status ${result.code}`;
+}
