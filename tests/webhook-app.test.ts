@@ -1,0 +1,487 @@
+/**
+ * The webhook's HTTP app in-process (`app.request()`), with a recording
+ * `publish` in place of the broker: every fixture's answer and whether a
+ * command was published, every refusal (401/403/404/413/400/415/503), the
+ * once-only publish under concurrent retries, and the API with its auth, SSE
+ * and metrics. The broker side is covered by webhook-history.test.ts.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../shared/log.ts";
+import { Command, parseJson, type Event, type Heartbeat } from "../shared/protocol.ts";
+import { generateKeyPair, parseSigningKey, parseVerifyKeys, verifyBody } from "../shared/signing.ts";
+import { BrokerUnavailable } from "../shared/broker.ts";
+import { loadWebhookConfig } from "../webhook.ts";
+import { createApp } from "../webhook/app.ts";
+import { githubSignature } from "../webhook/secrets.ts";
+import { createView } from "../webhook/view.ts";
+
+const FIXTURES = join(import.meta.dir, "fixtures", "webhooks");
+const API_KEY = "fixture-codeship-key-77b0";
+const GITHUB_SECRET = "fixture-github-secret-9c1e";
+const GITLAB_TOKEN = "fixture-gitlab-token-51ad";
+
+/** The receiver configuration the fixtures' README assumes. */
+const FIXTURE_ENV: Record<string, string> = {
+  ARBEIDER_FLEET: "app-test",
+  ARBEIDER_SIGNING_KEY_FILE: "/not/read/here",
+  ARBEIDER_API_KEY: API_KEY,
+  ARBEIDER_BRANCHES: "master,main",
+  CODESHIP_PROJECT_ID: "412345",
+  GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
+  GITHUB_REPOSITORY: "acme/shop",
+  GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN,
+  GITLAB_PROJECT_ID: "2231",
+};
+
+const keys = generateKeyPair();
+const signingKey = parseSigningKey(keys.signingPem);
+const verifyKeys = parseVerifyKeys(keys.verifyPem);
+
+interface Published {
+  exchange: string;
+  routingKey: string;
+  body: Uint8Array;
+  options?: { messageId?: string; headers?: Record<string, string> };
+}
+
+/** An app with a recording publish, an in-memory view and a log kept in memory. */
+function harness(env: Record<string, string | undefined> = {}) {
+  const config = loadWebhookConfig({ ...FIXTURE_ENV, ...env });
+  const published: Published[] = [];
+  const lines: string[] = [];
+  const log = Object.fromEntries(
+    (["debug", "info", "warn", "error"] as const).map((level) => [level, (msg: string, fields?: object) => lines.push(JSON.stringify({ level, msg, ...fields }))]),
+  ) as Logger;
+  const state = {
+    connected: true,
+    /** When set, publish waits for this promise first (to hold a request in flight). */
+    gate: undefined as Promise<void> | undefined,
+    /** When set, the next publish fails like a broker that did not confirm. */
+    fail: false,
+    /** How many publishes were attempted. */
+    arrivals: 0,
+  };
+  const view = createView();
+  view.goLive();
+  const app = createApp({
+    config,
+    signingKey,
+    log,
+    view,
+    connected: () => state.connected,
+    keepAliveMs: 50,
+    publish: async (exchange, routingKey, body, options) => {
+      state.arrivals++;
+      if (state.gate) await state.gate;
+      if (state.fail) {
+        state.fail = false;
+        throw new BrokerUnavailable(`Cannot publish to ${exchange}: no confirm within 10 ms`);
+      }
+      published.push({ exchange, routingKey, body, options });
+    },
+  });
+  const commands = () => published.filter((p) => p.exchange.endsWith(".commands"));
+  const events = () => published.filter((p) => p.exchange.endsWith(".events")).map((p) => JSON.parse(new TextDecoder().decode(p.body)) as Event);
+  return { app, config, view, state, published, commands, events, lines };
+}
+
+interface FixtureCase {
+  file: string;
+  provider: string;
+  headers: Record<string, string>;
+  query?: Record<string, string>;
+  expect: "deploy" | "ignore" | "reject";
+  status: number;
+  deployment?: string;
+  branch: string | null;
+  commit: string | null;
+}
+
+const CASES: FixtureCase[] = JSON.parse(readFileSync(join(FIXTURES, "cases.json"), "utf8"));
+const fixtureBytes = (file: string) => new Uint8Array(readFileSync(join(FIXTURES, file)));
+
+function send(app: ReturnType<typeof harness>["app"], c: Pick<FixtureCase, "provider" | "headers" | "query">, body: Uint8Array | string) {
+  const query = c.query ? `?${new URLSearchParams(c.query)}` : "";
+  return app.request(`/hooks/${c.provider}${query}`, { method: "POST", headers: c.headers, body });
+}
+
+const caseOf = (file: string) => CASES.find((c) => c.file === file)!;
+const bearer = { Authorization: `Bearer ${API_KEY}` };
+const json = { "Content-Type": "application/json" };
+
+describe("every fixture gets its documented answer", () => {
+  for (const c of CASES) {
+    test(`${c.file}: ${c.status} ${c.expect}`, async () => {
+      const h = harness();
+      const res = await send(h.app, c, fixtureBytes(c.file));
+      expect(res.status).toBe(c.status);
+      const body = await res.json();
+      if (c.expect === "deploy") {
+        expect(body).toEqual({ deployment: c.deployment, duplicate: false });
+        expect(h.commands()).toHaveLength(1);
+        const sent = h.commands()[0];
+        expect(verifyBody(sent.body, sent.options?.headers?.["x-arbeider-signature"], verifyKeys)).toBe(true);
+        const command = parseJson(Command, sent.body);
+        expect(command.ok).toBe(true);
+        expect(command.ok && command.value).toMatchObject({
+          id: c.deployment,
+          deployment: c.deployment,
+          fleet: "app-test",
+          target: "all",
+          command: "update",
+          args: { branch: c.branch, commit: c.commit },
+          source: { provider: c.provider },
+        });
+        expect(sent.routingKey).toBe("all");
+        expect(sent.options?.messageId).toBe(c.deployment);
+        expect(h.events()).toMatchObject([{ state: "created", deployment: c.deployment, spec: command.ok ? command.value : {}, expected: [] }]);
+      } else {
+        expect(typeof body.ignored).toBe("string");
+        expect(h.published).toHaveLength(0);
+      }
+    });
+  }
+});
+
+describe("refusals", () => {
+  const codeship = caseOf("codeship-success-master.json");
+  const github = caseOf("github-workflow_run-success.json");
+  const gitlab = caseOf("gitlab-pipeline-success.json");
+
+  test("missing or wrong credentials: 401 and nothing published", async () => {
+    const h = harness();
+    const attempts: [Pick<FixtureCase, "provider" | "headers" | "query">, string][] = [
+      [{ ...codeship, query: undefined }, codeship.file],
+      [{ ...codeship, query: { api_key: "fixture-codeship-key-77b1" } }, codeship.file],
+      [{ ...github, headers: { ...github.headers, "X-Hub-Signature-256": "" } }, github.file],
+      [{ ...github, headers: { ...github.headers, "X-Hub-Signature-256": "sha256=not-hex" } }, github.file],
+      [{ ...github, headers: { ...github.headers, "X-Hub-Signature-256": githubSignature("another secret", fixtureBytes(github.file)) } }, github.file],
+      [{ ...gitlab, headers: { ...gitlab.headers, "X-Gitlab-Token": "" } }, gitlab.file],
+      [{ ...gitlab, headers: { ...gitlab.headers, "X-Gitlab-Token": "fixture-gitlab-token-51ae" } }, gitlab.file],
+    ];
+    for (const [c, file] of attempts) {
+      const res = await send(h.app, c, fixtureBytes(file));
+      expect(res.status).toBe(401);
+      expect((await res.json()).error).toContain("credentials");
+    }
+    expect(h.published).toHaveLength(0);
+  });
+
+  test("a GitHub body changed after signing is refused: the HMAC covers the raw bytes", async () => {
+    const h = harness();
+    const reformatted = JSON.stringify(JSON.parse(new TextDecoder().decode(fixtureBytes(github.file))));
+    expect((await send(h.app, github, reformatted)).status).toBe(401);
+  });
+
+  test("another project or repository: 403", async () => {
+    const h = harness({ CODESHIP_PROJECT_ID: "1", GITHUB_REPOSITORY: "acme/other", GITLAB_PROJECT_ID: "1" });
+    for (const c of [codeship, github, gitlab]) expect((await send(h.app, c, fixtureBytes(c.file))).status).toBe(403);
+    expect(h.published).toHaveLength(0);
+  });
+
+  test("a provider that is not configured: 404 saying what enables it", async () => {
+    const h = harness({ GITLAB_WEBHOOK_TOKEN: undefined, GITLAB_PROJECT_ID: undefined, CODESHIP_PROJECT_ID: undefined });
+    const res = await send(h.app, gitlab, fixtureBytes(gitlab.file));
+    expect(res.status).toBe(404);
+    expect((await res.json()).error).toContain("GITLAB_WEBHOOK_TOKEN");
+    expect((await send(h.app, codeship, fixtureBytes(codeship.file))).status).toBe(404);
+  });
+
+  test("a body over ARBEIDER_MAX_BODY: 413, with or without Content-Length", async () => {
+    const h = harness({ ARBEIDER_MAX_BODY: "200" });
+    const bytes = fixtureBytes(codeship.file);
+    expect((await send(h.app, codeship, bytes)).status).toBe(413);
+    const chunked = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes.slice(0, 150));
+        controller.enqueue(bytes.slice(150));
+        controller.close();
+      },
+    });
+    const res = await h.app.request(`/hooks/codeship?api_key=${API_KEY}`, { method: "POST", headers: json, body: chunked, duplex: "half" } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(h.published).toHaveLength(0);
+  });
+
+  test("malformed JSON: 400 saying so", async () => {
+    const h = harness();
+    const res = await send(h.app, codeship, '{"build": {');
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toStartWith("body is not valid JSON");
+  });
+
+  test("a missing field: 400 naming the field", async () => {
+    const h = harness();
+    const payload = JSON.parse(new TextDecoder().decode(fixtureBytes(codeship.file)));
+    delete payload.build.commit_id;
+    const res = await send(h.app, codeship, JSON.stringify(payload));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toStartWith("build.commit_id:");
+    const gitlabPayload = JSON.parse(new TextDecoder().decode(fixtureBytes(gitlab.file)));
+    delete gitlabPayload.project;
+    const res2 = await send(h.app, gitlab, JSON.stringify(gitlabPayload));
+    expect(res2.status).toBe(400);
+    expect((await res2.json()).error).toStartWith("project:");
+  });
+
+  test("a GitHub delivery without X-GitHub-Event: 400 naming the header", async () => {
+    const h = harness();
+    const { ["X-GitHub-Event"]: _, ...headers } = github.headers;
+    const res = await send(h.app, { ...github, headers }, fixtureBytes(github.file));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toContain("X-GitHub-Event");
+  });
+
+  test("a form-encoded GitHub delivery: 415 asking for application/json", async () => {
+    const h = harness();
+    const body = `payload=${encodeURIComponent(new TextDecoder().decode(fixtureBytes(github.file)))}`;
+    const headers = {
+      ...github.headers,
+      "Content-Type": "application/x-www-form-urlencoded",
+      "X-Hub-Signature-256": githubSignature(GITHUB_SECRET, new TextEncoder().encode(body)),
+    };
+    const res = await send(h.app, { ...github, headers }, body);
+    expect(res.status).toBe(415);
+    expect((await res.json()).error).toContain("application/json");
+  });
+
+  test("broker not connected: 503 broker unavailable with Retry-After, nothing published", async () => {
+    const h = harness();
+    h.state.connected = false;
+    const res = await send(h.app, codeship, fixtureBytes(codeship.file));
+    expect(res.status).toBe(503);
+    expect(res.headers.get("Retry-After")).toBe("5");
+    expect(await res.json()).toEqual({ error: "broker unavailable" });
+    expect(h.published).toHaveLength(0);
+    expect((await h.app.request("/healthz")).status).toBe(503);
+  });
+
+  test("no confirm: 503, and the CI's retry deploys", async () => {
+    const h = harness();
+    h.state.fail = true;
+    const res = await send(h.app, codeship, fixtureBytes(codeship.file));
+    expect(res.status).toBe(503);
+    expect(res.headers.get("Retry-After")).toBe("5");
+    expect(h.published).toHaveLength(0);
+    const retry = await send(h.app, codeship, fixtureBytes(codeship.file));
+    expect(retry.status).toBe(202);
+    expect(h.commands()).toHaveLength(1);
+  });
+});
+
+describe("duplicates", () => {
+  const codeship = caseOf("codeship-success-master.json");
+
+  test("the same build again: 200 duplicate, nothing published", async () => {
+    const h = harness();
+    expect((await send(h.app, codeship, fixtureBytes(codeship.file))).status).toBe(202);
+    const again = await send(h.app, codeship, fixtureBytes(codeship.file));
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ deployment: "codeship-70811234", duplicate: true });
+    expect(h.published).toHaveLength(2);
+  });
+
+  test("concurrent retries of one build publish once", async () => {
+    const h = harness();
+    let open!: () => void;
+    h.state.gate = new Promise((resolve) => (open = resolve));
+    const requests = Array.from({ length: 5 }, () => send(h.app, codeship, fixtureBytes(codeship.file)));
+    // Let every request read its body and reach the deployer while the first publish is held.
+    for (let turn = 0; turn < 50; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(h.state.arrivals).toBe(1);
+    open();
+    const statuses = (await Promise.all(requests)).map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 200, 200, 202]);
+    expect(h.commands()).toHaveLength(1);
+  });
+
+  test("a deployment known from history is a duplicate", async () => {
+    const h = harness();
+    const command = JSON.parse(new TextDecoder().decode((await deployOnce()).body));
+    h.view.apply({ v: 1, deployment: command.deployment, command: command.id, state: "created", at: command.issuedAt, spec: command, expected: [] });
+    const res = await send(h.app, codeship, fixtureBytes(codeship.file));
+    expect(await res.json()).toEqual({ deployment: "codeship-70811234", duplicate: true });
+    expect(h.published).toHaveLength(0);
+  });
+
+  /** The command another replica published for the Codeship fixture. */
+  async function deployOnce(): Promise<Published> {
+    const other = harness();
+    await send(other.app, codeship, fixtureBytes(codeship.file));
+    return other.commands()[0];
+  }
+});
+
+describe("routing from ARBEIDER_BRANCHES", () => {
+  test("staging=group:staging and canary=node:web-1 send to the group's and the node's routing keys", async () => {
+    const h = harness({ ARBEIDER_BRANCHES: "master,staging=group:staging,canary=node:web-1" });
+    const codeship = caseOf("codeship-success-master.json");
+    const payload = JSON.parse(new TextDecoder().decode(fixtureBytes(codeship.file)));
+    for (const [branch, build] of [["staging", 1], ["canary", 2]] as const) {
+      payload.build.branch = branch;
+      payload.build.build_id = build;
+      expect((await send(h.app, codeship, JSON.stringify(payload))).status).toBe(202);
+    }
+    expect(h.commands().map((c) => c.routingKey)).toEqual(["group.staging", "node.web-1"]);
+    expect(h.events().map((e) => e.spec?.target)).toEqual(["group:staging", "node:web-1"]);
+  });
+});
+
+const heartbeat = (node: string, groups: string[] = []): Heartbeat => ({
+  v: 1, node, groups, commit: "abcdef0", branch: "master", busy: false, version: "0.1.0", at: new Date().toISOString(),
+});
+
+describe("API", () => {
+  test("Bearer and Basic (password = key, any user) are accepted; anything else is 401", async () => {
+    const h = harness();
+    expect((await h.app.request("/api/deployments", { headers: bearer })).status).toBe(200);
+    expect((await h.app.request("/api/deployments", { headers: { Authorization: `Basic ${btoa(`ops:${API_KEY}`)}` } })).status).toBe(200);
+    for (const headers of [{}, { Authorization: "Bearer wrong-key-wrong-key" }, { Authorization: `Basic ${btoa("ops:wrong")}` }, { Authorization: "Bearer" }]) {
+      const res = await h.app.request("/api/deployments", { headers });
+      expect(res.status).toBe(401);
+      expect(res.headers.get("WWW-Authenticate")).toContain("Basic");
+    }
+  });
+
+  test("POST /api/deployments publishes any command to any target and records the online nodes it expects", async () => {
+    const h = harness();
+    h.view.heartbeat(heartbeat("web-1", ["web"]));
+    h.view.heartbeat(heartbeat("web-2", ["web"]));
+    h.view.heartbeat(heartbeat("db-1", ["db"]));
+    const res = await h.app.request("/api/deployments", {
+      method: "POST",
+      headers: { ...bearer, ...json },
+      body: JSON.stringify({ command: "signal", target: "group:web", args: { service: "app", signal: "HUP" } }),
+    });
+    expect(res.status).toBe(202);
+    const { deployment, duplicate } = await res.json();
+    expect(deployment).toMatch(/^api-[0-9a-f-]{36}$/);
+    expect(duplicate).toBe(false);
+    expect(h.commands()[0].routingKey).toBe("group.web");
+    const served = await (await h.app.request(`/api/deployments/${deployment}`, { headers: bearer })).json();
+    expect(served).toMatchObject({ id: deployment, command: "signal", target: "group:web", state: "queued", expected: ["web-1", "web-2"], source: { provider: "api" } });
+  });
+
+  test("POST /api/deployments validates with the protocol's schema and names the field", async () => {
+    const h = harness();
+    const post = (body: unknown, headers: Record<string, string> = json) =>
+      h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...headers }, body: JSON.stringify(body) });
+    const cases: [unknown, string][] = [
+      [{ command: "update" }, "args"],
+      [{ command: "update", args: { branch: "--upload-pack=x" } }, "args.branch"],
+      [{ command: "ping", target: "everyone" }, "target"],
+      [{ command: "reboot" }, "command"],
+    ];
+    for (const [body, field] of cases) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect((await res.json()).error).toStartWith(`${field}:`);
+    }
+    expect((await post({ command: "ping" }, { "Content-Type": "text/plain" })).status).toBe(415);
+    expect(h.published).toHaveLength(0);
+  });
+
+  test("GET /api/deployments lists newest first and honours ?limit=", async () => {
+    const h = harness();
+    for (let i = 0; i < 3; i++) {
+      await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: '{"command":"ping"}' });
+      await Bun.sleep(2);
+    }
+    const all = (await (await h.app.request("/api/deployments", { headers: bearer })).json()).deployments;
+    expect(all).toHaveLength(3);
+    expect(all.map((d: { createdAt: string }) => d.createdAt)).toEqual(all.map((d: { createdAt: string }) => d.createdAt).sort().reverse());
+    const two = (await (await h.app.request("/api/deployments?limit=2", { headers: bearer })).json()).deployments;
+    expect(two.map((d: { id: string }) => d.id)).toEqual(all.slice(0, 2).map((d: { id: string }) => d.id));
+    const bad = await h.app.request("/api/deployments?limit=lots", { headers: bearer });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error).toStartWith("limit:");
+    expect((await h.app.request("/api/deployments/nope", { headers: bearer })).status).toBe(404);
+  });
+
+  test("GET /api/nodes lists heartbeats with lastSeen and online", async () => {
+    let now = Date.parse("2026-01-01T00:00:00Z");
+    const view = createView({ now: () => now });
+    view.heartbeat(heartbeat("a", ["web"]));
+    now += 2_000;
+    view.heartbeat(heartbeat("a", ["web"]));
+    view.heartbeat(heartbeat("b"));
+    now += 7_000; // a: 3 periods of 2 s are over; b: its period is not known yet, so 15 s is assumed.
+    expect(view.nodes().map((n) => [n.node, n.online])).toEqual([["a", false], ["b", true]]);
+    expect(view.nodes()[0]).toMatchObject({ node: "a", groups: ["web"], commit: "abcdef0", branch: "master", busy: false, lastSeen: "2026-01-01T00:00:02.000Z" });
+    expect(view.expectedFor("all")).toEqual(["b"]);
+
+    const h = harness();
+    h.view.heartbeat(heartbeat("web-1", ["web"]));
+    const { nodes } = await (await h.app.request("/api/nodes", { headers: bearer })).json();
+    expect(nodes).toMatchObject([{ node: "web-1", groups: ["web"], online: true }]);
+  });
+
+  test("GET /api/events streams each event, the deployment after it, and heartbeats", async () => {
+    const h = harness();
+    const res = await h.app.request("/api/events", { headers: bearer });
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const reader = res.body!.getReader();
+    let text = "";
+    const readUntil = async (fragment: string) => {
+      while (!text.includes(fragment)) text += new TextDecoder().decode((await reader.read()).value);
+    };
+    await readUntil(": connected");
+    await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: '{"command":"ping"}' });
+    h.view.heartbeat(heartbeat("web-1"));
+    await readUntil("event: heartbeat");
+    await readUntil(": keep-alive");
+    await reader.cancel();
+    expect(text).toContain("event: deployment\ndata: {");
+    expect(text).toContain('"state":"created"');
+    expect(text).toContain("event: state\ndata: {");
+    expect(text).toContain('"state":"queued"');
+  });
+});
+
+describe("health, metrics, dashboard and secrets", () => {
+  test("/healthz is 200 {ok:true} while connected", async () => {
+    const h = harness();
+    const res = await h.app.request("/healthz");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true });
+  });
+
+  test("/metrics counts webhooks by provider and outcome and commands published", async () => {
+    const h = harness();
+    for (const c of CASES) await send(h.app, c, fixtureBytes(c.file));
+    await send(h.app, { ...caseOf("codeship-success-master.json"), query: undefined }, "{}");
+    const text = await (await h.app.request("/metrics")).text();
+    expect(text).toContain('arbeider_webhooks_total{provider="codeship",outcome="deployed"} 1');
+    expect(text).toContain('arbeider_webhooks_total{provider="codeship",outcome="ignored"} 4');
+    expect(text).toContain('arbeider_webhooks_total{provider="codeship",outcome="unauthorized"} 1');
+    expect(text).toContain('arbeider_webhooks_total{provider="github",outcome="ignored"} 4');
+    expect(text).toContain('arbeider_commands_published_total{command="update"} 3');
+    expect(text).toContain('arbeider_deployments{state="queued"} 3');
+    expect(text).toContain("arbeider_nodes_online 0");
+    expect(text).toContain('arbeider_deployment_duration_seconds_bucket{le="+Inf"} 0');
+  });
+
+  test("GET / asks for Basic credentials and shows the page with the key as password", async () => {
+    const h = harness();
+    const denied = await h.app.request("/");
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get("WWW-Authenticate")).toStartWith("Basic");
+    const page = await h.app.request("/", { headers: { Authorization: `Basic ${btoa(`me:${API_KEY}`)}` } });
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+  });
+
+  test("no response or log line contains a secret", async () => {
+    const h = harness();
+    const bodies: string[] = [];
+    for (const c of CASES) bodies.push(await (await send(h.app, c, fixtureBytes(c.file))).text());
+    for (const c of CASES) bodies.push(await (await send(h.app, { ...c, query: { api_key: "wrong-key-wrong-key" } }, "{")).text());
+    bodies.push(await (await h.app.request("/api/deployments", { headers: bearer })).text());
+    bodies.push(await (await h.app.request("/metrics")).text());
+    const everything = [...bodies, ...h.lines].join("\n");
+    expect(h.lines.length).toBeGreaterThan(10);
+    for (const secret of [API_KEY, GITHUB_SECRET, GITLAB_TOKEN, keys.signingPem.split("\n")[1]]) expect(everything).not.toContain(secret);
+  });
+});
