@@ -1,0 +1,142 @@
+/**
+ * The webhook's broker side in-process against the real broker, each test in
+ * its own fleet: the signed command on the target's routing key, the created
+ * record in the history stream, a second webhook rebuilding the same view
+ * from the stream (duplicates included), and a connection the broker closed
+ * being re-established before the next webhook is accepted.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { connectBroker, type Broker } from "../shared/broker.ts";
+import { createLogger } from "../shared/log.ts";
+import { eventKey, heartbeatKey, type Event } from "../shared/protocol.ts";
+import { generateKeyPair, parseSigningKey, parseVerifyKeys, verifyBody } from "../shared/signing.ts";
+import { loadWebhookConfig } from "../webhook.ts";
+import { createApp } from "../webhook/app.ts";
+import { followHistory } from "../webhook/history.ts";
+import { createView } from "../webhook/view.ts";
+import { AMQP_URL, openFleet, rabbitmqctl, waitUntil, type Fleet } from "./helpers.ts";
+
+const API_KEY = "history-test-key-0123456789";
+const FIXTURES = join(import.meta.dir, "fixtures", "webhooks");
+const success = new Uint8Array(readFileSync(join(FIXTURES, "codeship-success-master.json")));
+const keys = generateKeyPair();
+const quiet = createLogger("error");
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function fleetOfOwn(): Promise<Fleet> {
+  const fleet = await openFleet("wh");
+  cleanups.push(() => fleet.cleanup());
+  return fleet;
+}
+
+/** A webhook app in this process, connected to the broker with its history read. */
+async function webhook(fleet: string, name = "one") {
+  const config = loadWebhookConfig({
+    ARBEIDER_FLEET: fleet,
+    ARBEIDER_SIGNING_KEY_FILE: "/not/read/here",
+    ARBEIDER_API_KEY: API_KEY,
+    CODESHIP_PROJECT_ID: "412345",
+    ARBEIDER_HISTORY_MAX_AGE: "1h",
+  });
+  const view = createView();
+  const broker: Broker = connectBroker({
+    urls: [AMQP_URL],
+    log: quiet,
+    name: `webhook-history-test ${fleet} ${name}`,
+    setup: followHistory({ fleet, maxAge: "1h", view, log: quiet }),
+    backoffMs: { base: 50, max: 300 },
+  });
+  cleanups.push(() => broker.close());
+  expect(await broker.waitConnected(10_000)).toBe(true);
+  const app = createApp({ config, signingKey: parseSigningKey(keys.signingPem), publish: broker.publish, view, connected: () => broker.connected, log: quiet });
+  const codeship = () => app.request(`/hooks/codeship?api_key=${API_KEY}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: success });
+  const get = async (path: string) => (await app.request(path, { headers: { Authorization: `Bearer ${API_KEY}` } })).json();
+  return { app, view, broker, codeship, get };
+}
+
+/** Publishes an event as a worker would. */
+async function report(fleet: Fleet, event: Omit<Event, "v" | "at">) {
+  const body = JSON.stringify({ v: 1, at: new Date().toISOString(), ...event });
+  (fleet.channel as unknown as { publish: Function }).publish(fleet.names.events, eventKey(event.deployment), Buffer.from(body), { persistent: true });
+  await (fleet.channel as unknown as { waitForConfirms(): Promise<void> }).waitForConfirms();
+}
+
+describe("webhook and broker", () => {
+  test("a deployment is a signed, persistent command on the target's key, then a created record in the history", async () => {
+    const fleet = await fleetOfOwn();
+    const node = await fleet.channel.assertQueue("", { exclusive: true });
+    await fleet.channel.bindQueue(node.queue, fleet.names.commands, "all");
+    const w = await webhook(fleet.fleet);
+
+    const res = await w.codeship();
+    expect(res.status).toBe(202);
+    const msg = await waitUntil(async () => (await fleet.channel.get(node.queue, { noAck: true })) || undefined, "the command on the node's queue");
+    expect(msg.properties.messageId).toBe("codeship-70811234");
+    expect(msg.properties.deliveryMode).toBe(2);
+    expect(msg.properties.contentType).toBe("application/json");
+    expect(verifyBody(msg.content, msg.properties.headers?.["x-arbeider-signature"], parseVerifyKeys(keys.verifyPem))).toBe(true);
+    const created = await fleet.waitEvent((e) => e.state === "created", "the created event");
+    expect(created.spec).toEqual(JSON.parse(msg.content.toString()));
+  });
+
+  test("a second webhook rebuilds the same view from the stream, and the same build is a duplicate there", async () => {
+    const fleet = await fleetOfOwn();
+    const first = await webhook(fleet.fleet, "first");
+    expect((await first.codeship()).status).toBe(202);
+    const id = "codeship-70811234";
+    for (const node of ["n1", "n2"]) {
+      await report(fleet, { deployment: id, command: id, node, state: "received" });
+      await report(fleet, { deployment: id, command: id, node, state: "succeeded", commitAfter: "39cf93573039b61c6177ef04beaa5faf0a3fdfd7", durationMs: 5 });
+    }
+    await waitUntil(() => first.view.get(id)?.state === "succeeded", "the first webhook to see both nodes succeed");
+
+    const second = await webhook(fleet.fleet, "second");
+    expect(await second.get(`/api/deployments/${id}`)).toEqual(await first.get(`/api/deployments/${id}`));
+    const again = await second.codeship();
+    expect(again.status).toBe(200);
+    expect(await again.json()).toEqual({ deployment: id, duplicate: true });
+    expect(fleet.events.filter((e) => e.state === "created")).toHaveLength(1);
+  });
+
+  test("the view learns nodes from heartbeats and records the online ones a deployment expects", async () => {
+    const fleet = await fleetOfOwn();
+    const w = await webhook(fleet.fleet);
+    const beat = { v: 1, groups: ["web"], commit: null, branch: null, busy: false, version: "test", at: new Date().toISOString() };
+    for (const node of ["web-1", "web-2"]) {
+      (fleet.channel as unknown as { publish: Function }).publish(fleet.names.events, heartbeatKey(node), Buffer.from(JSON.stringify({ ...beat, node })));
+    }
+    await waitUntil(() => w.view.nodes().length === 2, "two heartbeats");
+    expect((await w.codeship()).status).toBe(202);
+    const created = await fleet.waitEvent((e) => e.state === "created", "the created event");
+    expect(created.expected).toEqual(["web-1", "web-2"]);
+  });
+
+  test("a connection the broker closed is re-established, and the next webhook is accepted", async () => {
+    const fleet = await fleetOfOwn();
+    const w = await webhook(fleet.fleet, "reconnecting");
+    closeConnection(`webhook-history-test ${fleet.fleet} reconnecting`);
+    await waitUntil(() => !w.broker.connected, "the webhook to notice the closed connection");
+    expect((await w.codeship()).status).toBe(503);
+    await waitUntil(() => w.broker.connected, "the webhook to reconnect");
+    expect((await w.codeship()).status).toBe(202);
+    // Events published after the reconnect still reach the view: the stream is followed from where it was.
+    await report(fleet, { deployment: "codeship-70811234", command: "codeship-70811234", node: "n1", state: "succeeded" });
+    await waitUntil(() => w.view.get("codeship-70811234")?.nodes.n1?.state === "succeeded", "the outcome after reconnecting");
+  });
+});
+
+/** Makes the broker close the connection named `name`, as an operator or a broker restart would. */
+function closeConnection(name: string): void {
+  // The table format prints pids as close_connection takes them; the name is inside client_properties.
+  const line = rabbitmqctl("list_connections", "--no-table-headers", "pid", "client_properties")
+    .split("\n")
+    .find((row) => row.includes(`"${name}"`));
+  if (!line) throw new Error(`no connection named ${name}`);
+  rabbitmqctl("close_connection", line.split("\t")[0], "closed by a test");
+}
