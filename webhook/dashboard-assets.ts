@@ -42,6 +42,7 @@ a { color: inherit; text-decoration-color: var(--muted); }
   padding: 8px 16px; min-width: 180px; }
 .stat .n { font-size: 22px; font-weight: 700; color: var(--c, var(--text)); }
 .stat .l { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .5px; }
+.stat .l .mono { text-transform: none; letter-spacing: 0; }
 h2 { font-size: 15px; margin: 0 0 8px; color: var(--muted); text-transform: uppercase; letter-spacing: .6px; }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; overflow: hidden; }
 .empty { padding: 20px; color: var(--muted); }

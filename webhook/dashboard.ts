@@ -119,7 +119,7 @@ function stats(deployments: Deployment[], nodes: NodeStatus[], latest: Map<strin
   return html`<div class="stats" id="stats">
     ${stat(nodes.length && online === nodes.length ? "online" : online ? "behind" : "offline", `${online} / ${nodes.length}`, "nodes online")}
     ${stat(nodes.length && current === nodes.length ? "current" : "behind", `${current} / ${nodes.length}`, "on the latest deployed commit")}
-    ${last ? stat(last.state, html`${ICONS[last.state]} ${last.state}`, `last deployment, ${last.id}`) : ""}
+    ${last ? stat(last.state, html`${ICONS[last.state]} ${last.state}`, html`last deployment <span class="mono">${last.id}</span>`) : ""}
   </div>`;
 }
 
@@ -151,6 +151,7 @@ export function renderDashboard(input: DashboardInput) {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>arbeider · ${input.fleet}</title>
 <style>${raw(STYLE)}</style>
 </head>
