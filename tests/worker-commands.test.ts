@@ -33,6 +33,28 @@ describe("update", () => {
     }),
   );
 
+  test.concurrent("group: and node: targets reach only the nodes they name", () =>
+    withNodes([{ id: "a", groups: ["web"] }, { id: "b", groups: ["web", "eu"] }, { id: "c", groups: ["db"] }], async (t) => {
+      await Promise.all(["a", "b", "c"].map((node) => t.start(node)));
+      const v2 = t.origin.commit("master", { "app.txt": "v2\n" }, "v2");
+      const web = await t.send({ command: "update", target: "group:web", args: { branch: "master", commit: v2 } });
+      const v3 = t.origin.commit("master", { "app.txt": "v3\n" }, "v3");
+      const justA = await t.send({ command: "update", target: "node:a", args: { branch: "master", commit: v3 } });
+      // A node's queue is first in, first out: once its later ping is answered, it has seen everything before.
+      const fence = await t.send({ command: "ping", args: {} });
+      for (const node of ["a", "b", "c"]) expect(await t.outcome(fence, node)).toMatchObject({ state: "succeeded" });
+
+      expect(await t.outcome(web, "a")).toMatchObject({ state: "succeeded", commitAfter: v2 });
+      expect(await t.outcome(web, "b")).toMatchObject({ state: "succeeded", commitAfter: v2 });
+      expect(await t.outcome(justA, "a")).toMatchObject({ state: "succeeded", commitAfter: v3 });
+      expect(t.fleet.of(web.deployment, "c")).toEqual([]);
+      expect(t.fleet.of(justA.deployment, "b")).toEqual([]);
+      expect(t.fleet.of(justA.deployment, "c")).toEqual([]);
+      expect([head(t.repos.a), head(t.repos.b), head(t.repos.c)]).toEqual([v3, v2, t.base]);
+      expect([t.runs("a").length, t.runs("b").length, t.runs("c").length]).toEqual([2, 1, 0]);
+    }),
+  );
+
   test.concurrent("an update without a commit goes to the branch tip, discarding local changes to tracked files", () =>
     withNodes([{ id: "n1" }], async (t) => {
       await t.start("n1");

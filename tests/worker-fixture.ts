@@ -5,7 +5,7 @@
  * checkouts, and `bun worker.ts` processes for them. `withNodes` removes
  * everything it made, whether the test passed or not.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   cloneNode,
@@ -44,18 +44,15 @@ export interface NodeSpec {
   groups?: string[];
 }
 
-export type Nodes = Awaited<ReturnType<typeof makeNodes>>;
+export type Nodes = ReturnType<typeof makeNodes>;
 
-async function makeNodes(specs: NodeSpec[], prefix: string) {
-  const dir = tempDir();
-  const fleet = await openFleet(prefix);
+function makeNodes(specs: NodeSpec[], dir: string, fleet: Fleet, workers: Map<string, Proc>) {
   const keys = makeKeys(join(dir, "keys"));
   const origin = makeOrigin(dir);
   const base = origin.commit("master", { "update.sh": UPDATE_SH }, "add update.sh");
   const markers = join(dir, "markers");
-  await Bun.write(join(markers, ".keep"), "");
+  mkdirSync(markers);
   const repos = Object.fromEntries(specs.map((spec) => [spec.id, cloneNode(origin.origin, join(dir, `node-${spec.id}`))]));
-  const workers = new Map<string, Proc>();
   for (const spec of specs) fleet.track(spec.id);
 
   /** The environment `bun worker.ts` gets for `node`, with `extra` on top. */
@@ -102,21 +99,21 @@ async function makeNodes(specs: NodeSpec[], prefix: string) {
       return existsSync(file) ? readFileSync(file, "utf8").trim().split("\n") : [];
     },
     marker: (name: string) => join(markers, name),
-    async cleanup() {
-      await Promise.all([...workers.values()].map((proc) => proc.stop(5000)));
-      await fleet.cleanup();
-      removeDirs(dir);
-    },
   };
 }
 
-/** Runs `body` with fresh nodes in a fleet of their own, then removes all of it. */
-export async function withNodes(specs: NodeSpec[], body: (nodes: Nodes) => Promise<void>, prefix = "w"): Promise<void> {
-  const nodes = await makeNodes(specs, prefix);
+/** Runs `body` with fresh nodes in a fleet of their own, then stops their workers and removes all of it. */
+export async function withNodes(specs: NodeSpec[], body: (nodes: Nodes) => Promise<void>, prefix = "wk"): Promise<void> {
+  const dir = tempDir();
+  const workers = new Map<string, Proc>();
+  let fleet: Fleet | undefined;
   try {
-    await body(nodes);
+    fleet = await openFleet(prefix);
+    await body(makeNodes(specs, dir, fleet, workers));
   } finally {
-    await nodes.cleanup();
+    await Promise.all([...workers.values()].map((proc) => proc.stop(5000)));
+    await fleet?.cleanup();
+    removeDirs(dir);
   }
 }
 
