@@ -151,7 +151,8 @@ describe("deployment reducer", () => {
     test(name, () => {
       const deployment = present(fold(events), now)!;
       expect(deployment.state).toBe(state as never);
-      expect(Object.fromEntries(Object.entries(deployment.nodes).map(([id, r]) => [id, r.state]))).toEqual(nodes);
+      const states: Record<string, string> = Object.fromEntries(Object.entries(deployment.nodes).map(([id, r]) => [id, r.state]));
+      expect(states).toEqual(nodes);
     });
   }
 

@@ -51,9 +51,8 @@ function harness(env: Record<string, string | undefined> = {}) {
   const config = loadWebhookConfig({ ...FIXTURE_ENV, ...env });
   const published: Published[] = [];
   const lines: string[] = [];
-  const log = Object.fromEntries(
-    (["debug", "info", "warn", "error"] as const).map((level) => [level, (msg: string, fields?: object) => lines.push(JSON.stringify({ level, msg, ...fields }))]),
-  ) as Logger;
+  const write = (level: string) => (msg: string, fields?: object) => void lines.push(JSON.stringify({ level, msg, ...fields }));
+  const log: Logger = { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
   const state = {
     connected: true,
     /** When set, publish waits for this promise first (to hold a request in flight). */
@@ -102,7 +101,7 @@ interface FixtureCase {
 const CASES: FixtureCase[] = JSON.parse(readFileSync(join(FIXTURES, "cases.json"), "utf8"));
 const fixtureBytes = (file: string) => new Uint8Array(readFileSync(join(FIXTURES, file)));
 
-function send(app: ReturnType<typeof harness>["app"], c: Pick<FixtureCase, "provider" | "headers" | "query">, body: Uint8Array | string) {
+function send(app: ReturnType<typeof harness>["app"], c: Pick<FixtureCase, "provider" | "headers" | "query">, body: BodyInit) {
   const query = c.query ? `?${new URLSearchParams(c.query)}` : "";
   return app.request(`/hooks/${c.provider}${query}`, { method: "POST", headers: c.headers, body });
 }
@@ -338,7 +337,8 @@ describe("API", () => {
     const h = harness();
     expect((await h.app.request("/api/deployments", { headers: bearer })).status).toBe(200);
     expect((await h.app.request("/api/deployments", { headers: { Authorization: `Basic ${btoa(`ops:${API_KEY}`)}` } })).status).toBe(200);
-    for (const headers of [{}, { Authorization: "Bearer wrong-key-wrong-key" }, { Authorization: `Basic ${btoa("ops:wrong")}` }, { Authorization: "Bearer" }]) {
+    const refused: Record<string, string>[] = [{}, { Authorization: "Bearer wrong-key-wrong-key" }, { Authorization: `Basic ${btoa("ops:wrong")}` }, { Authorization: "Bearer" }];
+    for (const headers of refused) {
       const res = await h.app.request("/api/deployments", { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get("WWW-Authenticate")).toContain("Basic");
