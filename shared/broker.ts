@@ -149,6 +149,9 @@ export function connectBroker(options: BrokerOptions): Broker {
       closing = true;
       wake();
       for (const resolve of waiters) resolve();
+      // Closing the channel first waits for the broker to take every ack sent on
+      // it; a connection close can overtake acks still queued on the channel.
+      await channel?.close().catch(() => {});
       await connection?.close().catch(() => {});
       connection = channel = undefined;
     },

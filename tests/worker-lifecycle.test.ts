@@ -1,0 +1,192 @@
+/**
+ * A worker's life around its commands: bad configuration, the checkout lock,
+ * a SIGKILL mid-command, catching up after downtime, a broker connection
+ * closed under it, SIGTERM while busy, heartbeats, groups it left, and the
+ * same worker under Deno. Real processes, the real broker, real checkouts.
+ */
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as v from "valibot";
+import { Heartbeat } from "../shared/protocol.ts";
+import { ROOT, head, makeKeys, rabbitmqctl, removeDirs, startProcess, stopAll, tempDir } from "./helpers.ts";
+import { alive, statesOf, waitUntil, withNodes, type Nodes } from "./worker-fixture.ts";
+
+setDefaultTimeout(60_000);
+afterAll(stopAll);
+
+const count = (text: string, fragment: string) => text.split(fragment).length - 1;
+
+/** Commits a `gate` file: update.sh then waits until the test creates `markers/open`. */
+async function startGatedUpdate(t: Nodes, node: string) {
+  const gated = t.origin.commit("master", { gate: "1" }, "waits for the gate");
+  const cmd = await t.send({ command: "update", args: { branch: "master", commit: gated } });
+  const pidFile = t.marker(`${node}.script.pid`);
+  const pid = await waitUntil(() => {
+    try {
+      return Number(readFileSync(pidFile, "utf8")) || undefined;
+    } catch {
+      return undefined;
+    }
+  }, "update.sh to start");
+  return { cmd, gated, pid, open: () => writeFileSync(t.marker("open"), "") };
+}
+
+/** The broker's id for the connection named `name`, from `rabbitmqctl list_connections`. */
+function connectionPid(name: string): string | undefined {
+  const line = rabbitmqctl("list_connections", "pid", "client_properties")
+    .split("\n")
+    .find((l) => l.includes(`{"connection_name","${name}"}`));
+  return line?.split("\t")[0];
+}
+
+describe("starting", () => {
+  const keys = tempDir();
+  const verifyFile = makeKeys(keys).verifyFile;
+  afterAll(() => removeDirs(keys));
+
+  const cases: [string, Record<string, string>, string][] = [
+    ["nothing configured", {}, "ARBEIDER_VERIFY_KEY_FILE: is required"],
+    ["a missing key file", { ARBEIDER_VERIFY_KEY_FILE: join(keys, "nope.pem") }, "ARBEIDER_VERIFY_KEY_FILE: cannot use"],
+    ["a private key as the verify key", { ARBEIDER_VERIFY_KEY_FILE: join(keys, "signing.pem") }, "ARBEIDER_VERIFY_KEY_FILE: cannot use"],
+    ["a repo dir that is not a git checkout", { ARBEIDER_VERIFY_KEY_FILE: verifyFile, ARBEIDER_REPO_DIR: keys }, "ARBEIDER_REPO_DIR:"],
+    ["a bad node id", { ARBEIDER_VERIFY_KEY_FILE: verifyFile, ARBEIDER_NODE_ID: "-rf" }, "ARBEIDER_NODE_ID: must match"],
+    ["a bad timeout", { ARBEIDER_VERIFY_KEY_FILE: verifyFile, ARBEIDER_TIMEOUT: "soon" }, "ARBEIDER_TIMEOUT: must be a whole number"],
+  ];
+  for (const [name, env, line] of cases) {
+    test.concurrent(`a worker with ${name} exits 2 with one line naming the variable`, async () => {
+      const proc = startProcess(["bun", "worker.ts"], env);
+      expect(await proc.exited).toBe(2);
+      const lines = proc.output().trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toStartWith(`arbeider worker: ${line}`);
+    });
+  }
+
+  test.concurrent("a second worker on the same checkout is refused; a lock left by a dead worker is taken over", () =>
+    withNodes([{ id: "n1" }], async (t) => {
+      const first = await t.start("n1");
+      const second = startProcess(["bun", "worker.ts"], t.envOf("n1", { ARBEIDER_NODE_ID: "n2" }));
+      expect(await second.exited).toBe(2);
+      expect(second.output().trim()).toMatch(new RegExp(`^arbeider worker: ARBEIDER_REPO_DIR: another worker \\(pid ${first.child.pid}\\)`));
+
+      first.child.kill("SIGKILL");
+      await first.exited;
+      const lock = join(t.repos.n1, ".git", "arbeider-worker.lock");
+      expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(first.child.pid);
+      await t.start("n1");
+      expect(await t.outcome(await t.send({ command: "ping", args: {} }), "n1")).toMatchObject({ state: "succeeded" });
+    }),
+  );
+});
+
+describe("crashes and downtime", () => {
+  test.concurrent("a worker SIGKILLed while update.sh runs ends the old script when restarted, then completes the command once", () =>
+    withNodes([{ id: "n1" }], async (t) => {
+      const worker = await t.start("n1");
+      const { cmd, gated, pid } = await startGatedUpdate(t, "n1");
+      worker.child.kill("SIGKILL");
+      await worker.exited;
+      expect(alive(pid)).toBe(true);
+
+      const restarted = await t.start("n1");
+      await waitUntil(() => !alive(pid), "the interrupted update.sh to be ended");
+      expect(restarted.output()).toContain("ending the processes of a command interrupted by a crash");
+      writeFileSync(t.marker("open"), "");
+      expect(await t.fleet.waitState(cmd.deployment, "n1", ["succeeded"])).toMatchObject({ commitAfter: gated });
+      const fence = await t.send({ command: "ping", args: {} });
+      await t.outcome(fence, "n1");
+      expect(statesOf(t.fleet, cmd.deployment, "n1").filter((s) => s === "succeeded")).toHaveLength(1);
+      expect(t.runs("n1")).toHaveLength(2);
+    }),
+  );
+
+  test.concurrent("a worker that was down catches up on its queue; an expired command waiting there is rejected, not run", () =>
+    withNodes([{ id: "n1" }], async (t) => {
+      expect(await (await t.start("n1")).stop()).toBe(0);
+      const v2 = t.origin.commit("master", { "app.txt": "v2\n" }, "v2");
+      const stale = await t.send({ command: "update", args: { branch: "master", commit: v2 }, expiresAt: new Date(Date.now() - 1000).toISOString() });
+      const current = await t.send({ command: "update", args: { branch: "master", commit: v2 } });
+
+      await t.start("n1");
+      expect(await t.outcome(current, "n1")).toMatchObject({ state: "succeeded", commitAfter: v2 });
+      expect(await t.outcome(stale, "n1")).toMatchObject({ state: "rejected" });
+      expect(t.fleet.of(stale.deployment, "n1").at(-1)!.reason).toStartWith("expired");
+      expect(t.runs("n1")).toHaveLength(1);
+    }),
+  );
+
+  test.concurrent("a worker whose broker connection is force-closed reconnects by itself, reports the command in flight, and runs the next", () =>
+    withNodes([{ id: "n1" }], async (t) => {
+      const worker = await t.start("n1");
+      const name = `arbeider-worker ${t.fleet.fleet}/n1`;
+      const inFlight = await startGatedUpdate(t, "n1");
+      rabbitmqctl("close_connection", (await waitUntil(() => connectionPid(name), "the worker's connection"))!, "test closes it");
+      await waitUntil(() => count(worker.output(), '"msg":"consuming"') === 2, "the worker to consume again");
+      inFlight.open();
+      expect(await t.fleet.waitState(inFlight.cmd.deployment, "n1", ["succeeded"])).toMatchObject({ commitAfter: inFlight.gated });
+
+      const next = await t.send({ command: "ping", args: {} });
+      expect(await t.outcome(next, "n1")).toMatchObject({ state: "succeeded", commitAfter: inFlight.gated });
+      expect(t.runs("n1")).toHaveLength(1);
+      expect(worker.child.exitCode).toBeNull();
+    }),
+  );
+
+  test.concurrent("SIGTERM lets the running command finish and be acknowledged, then the worker exits 0", () =>
+    withNodes([{ id: "n1" }], async (t) => {
+      const worker = await t.start("n1");
+      const { cmd, open } = await startGatedUpdate(t, "n1");
+      worker.child.kill("SIGTERM");
+      await worker.waitForLog('"msg":"stopping: finishing the command in hand"');
+      expect(worker.child.exitCode).toBeNull();
+      open();
+      expect(await worker.exited).toBe(0);
+      expect(statesOf(t.fleet, cmd.deployment, "n1")).toEqual(["received", "started", "succeeded"]);
+      // Acknowledged: a new worker does not get it again.
+      await t.start("n1");
+      await t.outcome(await t.send({ command: "ping", args: {} }), "n1");
+      expect(statesOf(t.fleet, cmd.deployment, "n1")).toEqual(["received", "started", "succeeded"]);
+      expect(t.runs("n1")).toHaveLength(1);
+    }),
+  );
+});
+
+describe("presence", () => {
+  test.concurrent("heartbeats come every ARBEIDER_HEARTBEAT_SECONDS and right after every command", () =>
+    withNodes([{ id: "steady", groups: ["web"] }, { id: "quiet" }], async (t) => {
+      await Promise.all([t.start("steady", { ARBEIDER_HEARTBEAT_SECONDS: "1" }), t.start("quiet")]);
+      const of = (node: string) => t.fleet.heartbeats.filter((h) => h.node === node);
+      await waitUntil(() => of("steady").length >= 3, "three heartbeats from steady", 10_000);
+      const beat = v.parse(Heartbeat, of("steady")[0]);
+      const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
+      expect(beat).toMatchObject({ node: "steady", groups: ["web"], commit: t.base, branch: "master", busy: false, version });
+
+      // quiet beats once at start and then only after a command (its period is a minute).
+      await waitUntil(() => of("quiet").length === 1, "quiet's first heartbeat");
+      await t.outcome(await t.send({ command: "ping", target: "node:quiet", args: {} }), "quiet");
+      await waitUntil(() => of("quiet").length === 2, "quiet's heartbeat after the command");
+    }),
+  );
+
+  test.concurrent("a worker restarted without a group no longer receives that group's commands", () =>
+    withNodes([{ id: "n1", groups: ["web", "db"] }], async (t) => {
+      await (await t.start("n1")).stop();
+      await t.start("n1", { ARBEIDER_GROUPS: "web" });
+      const db = await t.send({ command: "ping", target: "group:db", args: {} });
+      const web = await t.send({ command: "ping", target: "group:web", args: {} });
+      expect(await t.outcome(web, "n1")).toMatchObject({ state: "succeeded" });
+      expect(t.fleet.of(db.deployment)).toEqual([]);
+      const state = JSON.parse(readFileSync(join(t.repos.n1, ".git", "arbeider-state.json"), "utf8"));
+      expect(state.groups).toEqual(["web"]);
+    }),
+  );
+
+  test.concurrent("deno run -A worker.ts answers a signed ping", () =>
+    withNodes([{ id: "n1" }], async (t) => {
+      await t.start("n1", {}, [join(ROOT, "node_modules/.bin/deno"), "run", "-A", "worker.ts"]);
+      const cmd = await t.send({ command: "ping", args: {} });
+      expect(await t.outcome(cmd, "n1", 30_000)).toMatchObject({ state: "succeeded", commitAfter: head(t.repos.n1), branch: "master" });
+    }),
+  );
+});
