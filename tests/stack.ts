@@ -25,7 +25,10 @@ export async function startWebhook(env: Record<string, string>, argv = ["bun", "
   const port = /"msg":"listening".*?"port":(\d+)/.exec(proc.output())?.[1];
   const url = `http://127.0.0.1:${port}`;
   const healthy = async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200;
-  await Promise.race([waitUntil(healthy, `${url}/healthz to answer 200`, 30_000), failed]);
+  const ready = waitUntil(healthy, `${url}/healthz to answer 200`, 20_000).catch((error: Error) => {
+    throw new Error(`${error.message}; webhook output:\n${proc.output()}`);
+  });
+  await Promise.race([ready, failed]);
   return { proc, url };
 }
 
