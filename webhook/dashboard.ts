@@ -114,7 +114,7 @@ function stats(deployments: Deployment[], nodes: NodeStatus[], latest: Map<strin
   const online = nodes.filter((n) => n.online).length;
   const current = nodes.filter((n) => freshness(n, latest) === "current").length;
   const last = deployments[0];
-  const stat = (state: string, n: unknown, label: string) =>
+  const stat = (state: string, n: unknown, label: unknown) =>
     html`<div class="stat s-${state}"><div class="n">${n}</div><div class="l">${label}</div></div>`;
   return html`<div class="stats" id="stats">
     ${stat(nodes.length && online === nodes.length ? "online" : online ? "behind" : "offline", `${online} / ${nodes.length}`, "nodes online")}
