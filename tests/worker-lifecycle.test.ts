@@ -1,15 +1,16 @@
 /**
  * A worker's life around its commands: bad configuration, the checkout lock,
  * a SIGKILL mid-command, catching up after downtime, a broker connection
- * closed under it, SIGTERM while busy, heartbeats, groups it left, and the
- * same worker under Deno. Real processes, the real broker, real checkouts.
+ * closed under it, SIGTERM while busy, heartbeats and groups it left (the
+ * same worker under Deno: tests/deno.test.ts). Real processes, the real
+ * broker, real checkouts.
  */
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { Heartbeat } from "../shared/protocol.ts";
-import { ROOT, head, makeKeys, rabbitmqctl, removeDirs, startProcess, stopAll, tempDir } from "./helpers.ts";
+import { ROOT, makeKeys, rabbitmqctl, removeDirs, startProcess, stopAll, tempDir } from "./helpers.ts";
 import { alive, statesOf, waitUntil, withNodes, type Nodes } from "./worker-fixture.ts";
 
 setDefaultTimeout(60_000);
@@ -182,11 +183,4 @@ describe("presence", () => {
     }),
   );
 
-  test.concurrent("deno run -A worker.ts answers a signed ping", () =>
-    withNodes([{ id: "n1" }], async (t) => {
-      await t.start("n1", {}, [join(ROOT, "node_modules/.bin/deno"), "run", "-A", "worker.ts"]);
-      const cmd = await t.send({ command: "ping", args: {} });
-      expect(await t.outcome(cmd, "n1", 30_000)).toMatchObject({ state: "succeeded", commitAfter: head(t.repos.n1), branch: "master" });
-    }),
-  );
 });

@@ -1,0 +1,158 @@
+/**
+ * The worker's pure pieces, without a broker: the verdict on a message in the
+ * contract's order, the state file (pruning, atomic writes, refusing a broken
+ * file), the checkout lock, and the output tail.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "../shared/config.ts";
+import type { Command, Event } from "../shared/protocol.ts";
+import { generateKeyPair, parseSigningKey, parseVerifyKeys } from "../shared/signing.ts";
+import { acquireLock } from "../worker/lock.ts";
+import { stampOf } from "../worker/proc.ts";
+import { createTail } from "../worker/run.ts";
+import { emptyState, openStore, pruneExecuted, readState, type State } from "../worker/state.ts";
+import { judgeMessage, type Context, type Verdict } from "../worker/verify.ts";
+import { command, removeDirs, sign, tempDir } from "./helpers.ts";
+
+const dirs: string[] = [];
+const dir = () => {
+  const made = tempDir();
+  dirs.push(made);
+  return made;
+};
+afterAll(() => removeDirs(...dirs));
+
+const keys = generateKeyPair();
+const signingKey = parseSigningKey(keys.signingPem);
+const NOW = Date.parse("2026-01-01T10:30:00Z");
+const at = (minutes: number) => new Date(NOW + minutes * 60_000).toISOString();
+
+const outcome = (id: string): Event => ({ v: 1, deployment: "d", command: id, node: "web-1", state: "succeeded", at: at(-5) });
+
+describe("judgeMessage", () => {
+  const base = (patch: Partial<Command> = {}) =>
+    command("shop", { id: "cmd-1", command: "update", args: { branch: "master" }, issuedAt: at(-1), expiresAt: at(59), ...patch } as Command);
+  const context = (state: Partial<State> = {}): Context => ({
+    keys: parseVerifyKeys(keys.verifyPem),
+    fleet: "shop",
+    node: "web-1",
+    groups: ["web"],
+    state: { ...emptyState(), ...state },
+    now: NOW,
+  });
+  const judge = (body: unknown, options: { signature?: unknown; redelivered?: boolean; state?: Partial<State> } = {}): Verdict => {
+    const signed = sign(body, signingKey);
+    const signature = "signature" in options ? options.signature : signed.signature;
+    return judgeMessage({ body: signed.bytes, signature, redelivered: options.redelivered ?? false }, context(options.state));
+  };
+  const refusal = (verdict: Verdict) => (verdict.kind === "refuse" ? [verdict.state, verdict.reason] : [verdict.kind]);
+  const executed = { "cmd-1": { expiresAt: at(59), outcome: outcome("cmd-1") } };
+
+  test("a signed command for this node is run", () => expect(judge(base())).toEqual({ kind: "run", command: base() }));
+
+  const table: [string, () => Verdict, [string, string?]][] = [
+    ["no signature", () => judge(base(), { signature: undefined }), ["rejected", "bad signature"]],
+    ["a signature of other bytes", () => judge(base(), { signature: sign({ ...base(), target: "node:web-2" }, signingKey).signature }), ["rejected", "bad signature"]],
+    ["a bad signature on a bad schema (signature first)", () => judge({ v: 1 }, { signature: "x" }), ["rejected", "bad signature"]],
+    ["a signed body that is not JSON", () => judge("{oops"), ["rejected", "schema: malformed JSON: "]],
+    ["a signed body of another version", () => judge({ ...base(), v: 2 }), ["rejected", "schema: v: Invalid type: Expected 1 but received 2"]],
+    ["another fleet", () => judge(base({ fleet: "other" })), ["rejected", "fleet: signed for fleet other, this node is in shop"]],
+    ["an expired command", () => judge(base({ expiresAt: at(0) })), ["rejected", `expired: at ${at(0)}`]],
+    ["another node's target", () => judge(base({ target: "node:web-2" })), ["rejected", "target: node:web-2 does not name node web-1"]],
+    ["another group's target", () => judge(base({ target: "group:db" })), ["rejected", "target: group:db does not name node web-1"]],
+    ["an expired command for another node (expiry first)", () => judge(base({ expiresAt: at(-1), target: "node:web-2" })), ["rejected", `expired: at ${at(-1)}`]],
+    ["an id already executed", () => judge(base(), { state: { executed } }), ["skipped", "duplicate"]],
+    ["a redelivered id already executed", () => judge(base(), { state: { executed }, redelivered: true }), ["replay"]],
+    ["a redelivered id already executed, expired since", () => judge(base({ expiresAt: at(-1) }), { state: { executed }, redelivered: true }), ["replay"]],
+    ["a redelivered id not yet executed", () => judge(base(), { redelivered: true }), ["run"]],
+    [
+      "an update issued before the last applied one",
+      () => judge(base(), { state: { lastUpdateIssuedAt: at(0) } }),
+      ["skipped", `superseded: issued ${at(-1)}, before the update applied here (${at(0)})`],
+    ],
+    ["a rollback issued before the last applied update", () => judge(base({ command: "rollback", args: {} }), { state: { lastUpdateIssuedAt: at(0) } }), ["run"]],
+  ];
+  for (const [name, verdict, expected] of table) {
+    test(`${name}: ${expected.join(" ")}`, () => {
+      const [kind, reason] = refusal(verdict());
+      expect(kind).toBe(expected[0]);
+      expect(reason ?? "").toStartWith(expected[1] ?? "");
+      if (expected[1] === undefined) expect(reason).toBeUndefined();
+    });
+  }
+
+  test("a replay carries the recorded outcome", () => {
+    const verdict = judge(base(), { state: { executed }, redelivered: true });
+    expect(verdict.kind === "replay" && verdict.outcome).toEqual(outcome("cmd-1"));
+  });
+
+  test("an unverified message is labelled by its body only when the labels are well formed", () => {
+    expect(judge({ deployment: "codeship-1", id: "abc" }, { signature: "x" })).toMatchObject({ deployment: "codeship-1", id: "abc" });
+    expect(judge({ deployment: "../x", id: { a: 1 } }, { signature: "x" })).toMatchObject({ deployment: "unknown", id: "unknown" });
+    expect(judge("not json", { signature: "x" })).toMatchObject({ deployment: "unknown", id: "unknown" });
+  });
+});
+
+describe("state file", () => {
+  const entry = (expiresAt: string) => ({ expiresAt, outcome: outcome("x") });
+
+  test("pruning drops exactly the executed ids whose command has expired", () => {
+    const state = { ...emptyState(), executed: { gone: entry(at(-1)), edge: entry(at(0)), kept: entry(at(1)) } };
+    expect(Object.keys(pruneExecuted(state, NOW).executed)).toEqual(["kept"]);
+  });
+
+  test("every update is written atomically and pruned; a new store reads it back", () => {
+    const file = join(dir(), "state.json");
+    const store = openStore(file, () => NOW);
+    expect(store.state).toEqual(emptyState());
+    store.update((s) => ({ ...s, previousCommit: "abc1234", executed: { old: entry(at(-1)), fresh: entry(at(30)) } }));
+    expect(readdirSync(join(file, ".."))).toEqual(["state.json"]);
+    const again = openStore(file, () => NOW).state;
+    expect(again.previousCommit).toBe("abc1234");
+    expect(Object.keys(again.executed)).toEqual(["fresh"]);
+  });
+
+  test("a broken state file is a ConfigError naming ARBEIDER_STATE_FILE, not a silent fresh start", () => {
+    const file = join(dir(), "state.json");
+    writeFileSync(file, '{"v":1,"executed":[]}');
+    expect(() => readState(file)).toThrow(ConfigError);
+    expect(() => readState(file)).toThrow(/^ARBEIDER_STATE_FILE: .* is not a state file/);
+  });
+});
+
+describe("checkout lock", () => {
+  test("is refused while its holder runs, and taken over once the holder is gone", async () => {
+    const gitDir = dir();
+    const holder = spawn("sleep", ["30"]);
+    const lockFile = join(gitDir, "arbeider-worker.lock");
+    writeFileSync(lockFile, JSON.stringify(stampOf(holder.pid!)));
+    expect(() => acquireLock(gitDir)).toThrow(`ARBEIDER_REPO_DIR: another worker (pid ${holder.pid}) already serves this checkout`);
+    holder.kill();
+    await new Promise((resolve) => holder.once("exit", resolve));
+    const lock = acquireLock(gitDir);
+    expect(JSON.parse(readFileSync(lockFile, "utf8")).pid).toBe(process.pid);
+    lock.release();
+    expect(existsSync(lockFile)).toBe(false);
+  });
+
+  test("a lock naming a reused pid (another start time) is stale", () => {
+    const gitDir = dir();
+    writeFileSync(join(gitDir, "arbeider-worker.lock"), JSON.stringify({ ...stampOf(1), startTime: "1" }));
+    acquireLock(gitDir).release();
+  });
+});
+
+describe("output tail", () => {
+  test("keeps the last bytes and never starts with half a character", () => {
+    const tail = createTail(8);
+    tail.push(new TextEncoder().encode("abcdef"));
+    tail.push(new TextEncoder().encode("ghij"));
+    expect(tail.text()).toBe("cdefghij");
+    const utf8 = createTail(5);
+    utf8.push(new TextEncoder().encode("xxäöü")); // ä ö ü are two bytes each: the cut falls inside ä
+    expect(utf8.text()).toBe("öü");
+  });
+});
