@@ -55,8 +55,8 @@ export function apiRoutes(options: ApiOptions): Hono {
     let body: unknown;
     try {
       body = await c.req.json();
-    } catch (error) {
-      throw new RequestError(400, `body is not valid JSON: ${(error as Error).message}`);
+    } catch {
+      throw new RequestError(400, "body is not valid JSON");
     }
     const parsed = v.safeParse(DeployBody, body);
     if (!parsed.success) throw new RequestError(400, describeIssues(parsed.issues));

@@ -41,7 +41,7 @@ export function followHistory(options: HistoryOptions) {
     await appendMarker(channel, history, marker);
     let caughtUp!: () => void;
     const reached = new Promise<void>((resolve) => (caughtUp = resolve));
-    let lastMessage = Date.now();
+    const progress = { lastMessage: Date.now() };
 
     // A stream consumer needs a prefetch and acks; each ack lets the broker send more.
     await channel.prefetch(1000);
@@ -54,34 +54,39 @@ export function followHistory(options: HistoryOptions) {
           void connection.close().catch(() => {});
           return;
         }
-        lastMessage = Date.now();
+        progress.lastMessage = Date.now();
         const at = msg.properties.headers?.["x-stream-offset"];
         if (typeof at === "number") offset = at + 1;
         channel.ack(msg);
-        if (msg.properties.headers?.[SYNC_HEADER] !== undefined) {
-          if (msg.properties.headers[SYNC_HEADER] === marker) caughtUp();
-          return;
-        }
-        readEvent(msg, view, log);
+        const sync = msg.properties.headers?.[SYNC_HEADER];
+        if (sync === marker) caughtUp();
+        else if (sync === undefined) readEvent(msg, view, log);
       },
       { noAck: false, arguments: { "x-stream-offset": offset } },
     );
-
-    const idleMs = options.idleTimeoutMs ?? 30_000;
-    await new Promise<void>((resolve, reject) => {
-      const check = setInterval(() => {
-        if (Date.now() - lastMessage <= idleMs) return;
-        clearInterval(check);
-        reject(new Error(`Cannot read the history stream ${history}: no message for ${idleMs} ms before its end`));
-      }, Math.min(1000, idleMs));
-      void reached.then(() => {
-        clearInterval(check);
-        resolve();
-      });
-    });
+    const closed = new Promise<never>((_, reject) =>
+      connection.once("close", () => reject(new Error(`Cannot read the history stream ${history}: the connection closed`))),
+    );
+    closed.catch(() => {});
+    await Promise.race([untilReached(reached, progress, options.idleTimeoutMs ?? 30_000, history), closed]);
     view.goLive();
     log.info("history read", { stream: history, nextOffset: offset, deployments: view.list(Number.MAX_SAFE_INTEGER).length });
   };
+}
+
+/** Resolves when `reached` does; rejects if no message arrived for `idleMs` before that. */
+function untilReached(reached: Promise<void>, progress: { lastMessage: number }, idleMs: number, stream: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const check = setInterval(() => {
+      if (Date.now() - progress.lastMessage <= idleMs) return;
+      clearInterval(check);
+      reject(new Error(`Cannot read the history stream ${stream}: no message for ${idleMs} ms before its end`));
+    }, Math.min(1000, idleMs));
+    void reached.then(() => {
+      clearInterval(check);
+      resolve();
+    });
+  });
 }
 
 /** Heartbeats go to a queue of this connection alone: only the live ones matter. */

@@ -75,7 +75,7 @@ function account(provider: Provider, options: HookOptions): MiddlewareHandler<En
 }
 
 function outcomeOf(status: number): WebhookOutcome {
-  const byStatus: Record<number, WebhookOutcome> = { 401: "unauthorized", 403: "forbidden", 404: "invalid", 413: "too_large", 415: "unsupported", 503: "unavailable" };
+  const byStatus: Record<number, WebhookOutcome> = { 401: "unauthorized", 403: "forbidden", 413: "too_large", 415: "unsupported", 503: "unavailable" };
   return byStatus[status] ?? "invalid";
 }
 
@@ -101,8 +101,9 @@ function requireJson(c: Context): void {
 function parse(body: Uint8Array): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(body));
-  } catch (error) {
-    throw new RequestError(400, `body is not valid JSON: ${(error as Error).message}`);
+  } catch {
+    // The parser's message quotes the body; the body is not ours to repeat in answers and logs.
+    throw new RequestError(400, "body is not valid JSON");
   }
 }
 

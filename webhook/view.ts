@@ -125,9 +125,6 @@ export function createView(options: { now?: () => number } = {}) {
     goLive(): void {
       live = true;
     },
-    get live(): boolean {
-      return live;
-    },
     subscribe(listener: (message: ViewMessage) => void): () => void {
       listeners.add(listener);
       return () => listeners.delete(listener);
