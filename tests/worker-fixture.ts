@@ -22,7 +22,10 @@ import {
 } from "./helpers.ts";
 import type { Command, Event } from "../shared/protocol.ts";
 
-/** Writes what it was run with; fails when the checkout has a file `broken`, hangs when it has `hang`. */
+/**
+ * Writes what it was run with; fails when the checkout has a file `broken`, hangs when it has `hang`,
+ * and with `gate` waits for `markers/open` (or for the test folder to go, so a failed test leaves nothing behind).
+ */
 export const UPDATE_SH = `#!/bin/sh
 echo "run deployment=$ARBEIDER_DEPLOYMENT node=$ARBEIDER_NODE_ID branch=$ARBEIDER_BRANCH commit=$ARBEIDER_COMMIT previous=$ARBEIDER_PREVIOUS_COMMIT pwd=$(pwd)" >> "$MARKER_DIR/$ARBEIDER_NODE_ID.runs"
 if [ -f broken ]; then echo "boom: this build is broken" >&2; exit 3; fi
@@ -34,7 +37,7 @@ if [ -f hang ]; then
 fi
 if [ -f gate ]; then
   echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
-  while [ ! -f "$MARKER_DIR/open" ]; do sleep 0.05; done
+  while [ ! -f "$MARKER_DIR/open" ] && [ -d "$MARKER_DIR" ]; do sleep 0.05; done
 fi
 echo "updated to $ARBEIDER_COMMIT"
 `;
