@@ -80,8 +80,10 @@ describe("SSE parser", () => {
 
 const T0 = Date.parse("2030-01-01T00:00:00Z");
 const at = (ms: number) => new Date(T0 + ms).toISOString();
-function deployment(nodes: Deployment["nodes"], expected = ["n1", "n2"], state = "running"): Deployment {
-  return { id: "api-1", command: "update", target: "all", args: { branch: "master" }, createdAt: at(0), state, expected, nodes };
+type Loose = Record<string, { state: string; at: string; reason?: string; durationMs?: number; commitBefore?: string; commitAfter?: string }>;
+/** A served deployment, with states as plain strings for short tables. */
+function deployment(nodes: Loose, expected = ["n1", "n2"], state = "running"): Deployment {
+  return { id: "api-1", command: "update", target: "all", args: { branch: "master" }, source: { provider: "api" }, createdAt: at(0), expiresAt: at(3_600_000), state, expected, nodes } as Deployment;
 }
 const ok = (ms = 1200) => ({ state: "succeeded", at: at(ms), commitBefore: "1111111aaaa", commitAfter: "2222222bbbb", durationMs: ms });
 

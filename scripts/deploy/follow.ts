@@ -95,7 +95,7 @@ export function follow(client: Client, id: string, options: FollowOptions): Prom
         void refresh();
         await readSse(response, ({ event: name, data }) => {
           if (over || (name !== "deployment" && name !== "state")) return;
-          let body: Deployment & { deployment?: string; node?: string; at: string };
+          let body: Deployment & { deployment?: string; node?: string; state: string; at: string };
           try {
             body = JSON.parse(data);
           } catch {
@@ -103,7 +103,7 @@ export function follow(client: Client, id: string, options: FollowOptions): Prom
           }
           // `state` carries the whole deployment after an event; `deployment` the event itself.
           if (name === "state" && body.id === id && body.nodes) current = mergeDeployments(body, current);
-          else if (name === "deployment" && body.deployment === id && current) current = mergeEvent(current, body);
+          else if (name === "deployment" && body.deployment === id && current) current = mergeEvent(current, body as { state: string; at: string });
           else return;
           settle();
         }, abort.signal);

@@ -4,30 +4,12 @@
  * node, the exit status it deserves, the merge of a live event into the last
  * deployment read, and the `status` / `nodes` tables.
  */
+import type { Deployment, NodeReport } from "../../shared/deployments.ts";
 import { ago, describeDeployment as describe, formatDuration, shortSha as short } from "../../shared/format.ts";
 
-export interface NodeOutcome {
-  state: string;
-  at: string;
-  reason?: string;
-  commitBefore?: string;
-  commitAfter?: string;
-  durationMs?: number;
-  output?: string;
-}
-
-/** A deployment as `GET /api/deployments/:id` serves it. */
-export interface Deployment {
-  id: string;
-  command: string;
-  target: string;
-  args?: Record<string, string>;
-  source?: Record<string, string>;
-  createdAt: string;
-  state: string;
-  expected: string[];
-  nodes: Record<string, NodeOutcome>;
-}
+/** Deployments and node reports as the API serves them (`GET /api/deployments/:id`). */
+export type { Deployment };
+type NodeOutcome = NodeReport;
 
 /** A node as `GET /api/nodes` serves it. */
 export interface NodeInfo {
@@ -79,12 +61,12 @@ export function outcome(d: Deployment, now = Date.now()): Outcome {
 }
 
 /** The deployment with one live event (contract section 3) applied to its node, unless it is older than what is known. */
-export function mergeEvent(d: Deployment, event: { node?: string; state: string; at: string } & Partial<NodeOutcome>): Deployment {
+export function mergeEvent(d: Deployment, event: { node?: string; state: string; at: string } & Omit<Partial<NodeOutcome>, "state">): Deployment {
   if (!event.node || event.state === "created") return d;
   const known = d.nodes[event.node];
   if (known && ((RANK[known.state] ?? 0) > (RANK[event.state] ?? 0) || known.at > event.at)) return d;
   const { node, state, at, reason, commitBefore, commitAfter, durationMs, output } = event;
-  const next: NodeOutcome = { state, at, reason, commitBefore, commitAfter, durationMs, output };
+  const next = { state, at, reason, commitBefore, commitAfter, durationMs, output } as NodeOutcome;
   for (const key of Object.keys(next) as (keyof NodeOutcome)[]) if (next[key] === undefined) delete next[key];
   return { ...d, nodes: { ...d.nodes, [node]: next } };
 }
