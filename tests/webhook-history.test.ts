@@ -88,6 +88,8 @@ describe("webhook and broker", () => {
   test("a second webhook rebuilds the same view from the stream, and the same build is a duplicate there", async () => {
     const fleet = await fleetOfOwn();
     const first = await webhook(fleet.fleet, "first");
+    const told: string[] = [];
+    first.view.subscribe((m) => void (m.kind === "event" && told.push(`${m.event.node ?? "-"} ${m.event.state}`)));
     expect((await first.codeship()).status).toBe(202);
     const id = "codeship-70811234";
     for (const node of ["n1", "n2"]) {
@@ -95,6 +97,8 @@ describe("webhook and broker", () => {
       await report(fleet, { deployment: id, command: id, node, state: "succeeded", commitAfter: "39cf93573039b61c6177ef04beaa5faf0a3fdfd7", durationMs: 5 });
     }
     await waitUntil(() => first.view.get(id)?.state === "succeeded", "the first webhook to see both nodes succeed");
+    // Listeners (SSE) heard each event once: the stream's copy of its own `created` is not news.
+    expect(told).toEqual(["- created", "n1 received", "n1 succeeded", "n2 received", "n2 succeeded"]);
 
     const second = await webhook(fleet.fleet, "second");
     expect(await second.get(`/api/deployments/${id}`)).toEqual(await first.get(`/api/deployments/${id}`));

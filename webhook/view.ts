@@ -66,8 +66,11 @@ export function createView(options: { now?: () => number } = {}) {
   return {
     /** Folds one deployment event in. */
     apply(event: Event): void {
-      const record = applyEvent(records.get(event.deployment), event);
+      const before = records.get(event.deployment);
+      const record = applyEvent(before, event);
       records.set(event.deployment, record);
+      // The deployer folds its own `created` in at once; the stream's copy of it is no news.
+      if (event.state === "created" && record === before) return;
       tell({ kind: "event", event, deployment: present(record, now()) });
     },
     /** Records a heartbeat; the node's period is learned from the gap to its previous one. */
