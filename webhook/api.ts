@@ -36,12 +36,14 @@ const Limit = v.pipe(
   v.maxValue(1000, "must be at most 1000"),
 );
 
+/** HTTP Basic with the key as password and any user name, as a browser sends it; constant time. */
+export function basicKeyAuth(apiKey: string): MiddlewareHandler {
+  return basicAuth({ realm: "arbeider", verifyUser: (_user, password) => safeEqual(apiKey, password) });
+}
+
 /** Bearer, or Basic with the key as password: both compared in constant time. */
-export function keyAuth(apiKey: string, realm = "arbeider"): MiddlewareHandler {
-  return some(
-    bearerAuth({ verifyToken: (token) => safeEqual(apiKey, token) }),
-    basicAuth({ realm, verifyUser: (_user, password) => safeEqual(apiKey, password) }),
-  );
+export function keyAuth(apiKey: string): MiddlewareHandler {
+  return some(bearerAuth({ verifyToken: (token) => safeEqual(apiKey, token) }), basicKeyAuth(apiKey));
 }
 
 export function apiRoutes(options: ApiOptions): Hono {

@@ -7,19 +7,17 @@
  * handler that turns thrown errors into `{ error }` answers.
  */
 import { Hono, type Context } from "hono";
-import { basicAuth } from "hono/basic-auth";
 import { HTTPException } from "hono/http-exception";
 import { BrokerUnavailable } from "../shared/broker.ts";
 import type { WebhookEnv } from "../shared/config.ts";
 import type { Logger } from "../shared/log.ts";
 import type { SigningKey } from "../shared/signing.ts";
-import { apiRoutes } from "./api.ts";
+import { apiRoutes, basicKeyAuth } from "./api.ts";
 import { createDashboard } from "./dashboard.ts";
 import { createDeployer, type Publish } from "./deployer.ts";
 import { RequestError } from "./errors.ts";
 import { hookRoutes } from "./hooks.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
-import { safeEqual } from "./secrets.ts";
 import type { View } from "./view.ts";
 
 /** Seconds a CI should wait before retrying when the broker is unavailable. */
@@ -61,7 +59,7 @@ export function createApp(options: AppOptions): Hono {
   app.route("/hooks", hookRoutes({ config, deploy, metrics, log }));
   app.route("/api", apiRoutes({ apiKey: config.ARBEIDER_API_KEY, deploy, view, keepAliveMs: options.keepAliveMs }));
 
-  const page = basicAuth({ realm: "arbeider", verifyUser: (_user, password) => safeEqual(config.ARBEIDER_API_KEY, password) });
+  const page = basicKeyAuth(config.ARBEIDER_API_KEY);
   app.use("/", page);
   app.use("/ui/*", page);
   app.route("/", createDashboard({ fleet: config.ARBEIDER_FLEET, view }));
