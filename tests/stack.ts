@@ -21,15 +21,17 @@ export async function startWebhook(env: Record<string, string>, argv = ["bun", "
   const failed = proc.exited.then((code) => {
     throw new Error(`webhook exited with ${code} before it was ready:\n${proc.output()}`);
   });
-  await Promise.race([proc.waitForLog('"msg":"listening"', 30_000), failed]);
-  const port = /"msg":"listening".*?"port":(\d+)/.exec(proc.output())?.[1];
-  const url = `http://127.0.0.1:${port}`;
-  const healthy = async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200;
-  const ready = waitUntil(healthy, `${url}/healthz to answer 200`, 20_000).catch((error: Error) => {
-    throw new Error(`${error.message}; webhook output:\n${proc.output()}`);
-  });
-  await Promise.race([ready, failed]);
-  return { proc, url };
+  try {
+    await Promise.race([proc.waitForLog('"msg":"listening"', 30_000), failed]);
+    const url = `http://127.0.0.1:${/"msg":"listening".*?"port":(\d+)/.exec(proc.output())?.[1]}`;
+    const healthy = async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200;
+    await Promise.race([waitUntil(healthy, `${url}/healthz to answer 200`, 20_000), failed]);
+    return { proc, url };
+  } catch (error) {
+    // A webhook that never became ready is stopped here: nobody else holds it.
+    await proc.stop(2000);
+    throw new Error(`${(error as Error).message}\nwebhook output:\n${proc.output()}`);
+  }
 }
 
 export type Stack = Nodes & {

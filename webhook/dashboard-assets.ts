@@ -113,8 +113,7 @@ export const SCRIPT = `
   const events = new EventSource("/api/events");
   events.onopen = () => { conn.textContent = "● live"; conn.className = "on"; refresh(); };
   events.onerror = () => { conn.textContent = "○ reconnecting"; conn.className = "off"; };
-  events.onmessage = refresh;
-  for (const name of ["deployment", "event"]) events.addEventListener(name, refresh);
+  events.addEventListener("deployment", refresh);
   events.addEventListener("heartbeat", soon);
   setInterval(tick, 1000);
   // Nodes go offline silently: look again now and then.

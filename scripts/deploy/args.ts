@@ -28,6 +28,7 @@ Options
 Environment
   ARBEIDER_URL      the webhook, e.g. https://deploy.example.com (default http://127.0.0.1:8080)
   ARBEIDER_API_KEY  the webhook's API key (sent as a bearer token)
+  NO_COLOR          when set, --wait prints plain lines even on a terminal
 
 Exit status
   0  every expected node succeeded (or skipped the command); without --wait: the webhook accepted it
