@@ -201,6 +201,9 @@ describe("refusals", () => {
     });
     const res = await h.app.request(`/hooks/codeship?api_key=${API_KEY}`, { method: "POST", headers: json, body: chunked, duplex: "half" } as RequestInit);
     expect(res.status).toBe(413);
+    const api = await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: JSON.stringify({ command: "ping", pad: "x".repeat(300) }) });
+    expect(api.status).toBe(413);
+    expect((await api.json()).error).toContain("ARBEIDER_MAX_BODY");
     expect(h.published).toHaveLength(0);
   });
 

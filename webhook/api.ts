@@ -14,11 +14,13 @@ import * as v from "valibot";
 import { Action, Target, describeIssues } from "../shared/protocol.ts";
 import type { Deploy } from "./deployer.ts";
 import { RequestError } from "./errors.ts";
+import { limitBody } from "./hooks.ts";
 import { safeEqual } from "./secrets.ts";
 import type { View, ViewMessage } from "./view.ts";
 
 export interface ApiOptions {
   apiKey: string;
+  maxBody: number;
   deploy: Deploy;
   view: View;
   /** Milliseconds between SSE keep-alive comments. */
@@ -51,7 +53,7 @@ export function apiRoutes(options: ApiOptions): Hono {
   const app = new Hono();
   app.use("*", keyAuth(options.apiKey));
 
-  app.post("/deployments", async (c) => {
+  app.post("/deployments", limitBody(options.maxBody), async (c) => {
     const type = c.req.header("content-type") ?? "";
     if (!/^application\/json\s*(;|$)/i.test(type)) throw new RequestError(415, "send the body as JSON with Content-Type: application/json");
     let body: unknown;

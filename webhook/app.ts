@@ -57,7 +57,7 @@ export function createApp(options: AppOptions): Hono {
   app.get("/healthz", (c) => (connected() ? c.json({ ok: true }) : c.json({ ok: false, error: "broker unavailable" }, 503)));
   app.get("/metrics", (c) => c.text(metrics.render(view, connected()), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
   app.route("/hooks", hookRoutes({ config, deploy, metrics, log }));
-  app.route("/api", apiRoutes({ apiKey: config.ARBEIDER_API_KEY, deploy, view, keepAliveMs: options.keepAliveMs }));
+  app.route("/api", apiRoutes({ apiKey: config.ARBEIDER_API_KEY, maxBody: config.ARBEIDER_MAX_BODY, deploy, view, keepAliveMs: options.keepAliveMs }));
 
   const page = basicKeyAuth(config.ARBEIDER_API_KEY);
   app.use("/", page);

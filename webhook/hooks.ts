@@ -44,12 +44,7 @@ export function hookRoutes(options: HookOptions): Hono<Env> {
     app.post(
       `/${provider}`,
       account(provider, options),
-      bodyLimit({
-        maxSize: config.ARBEIDER_MAX_BODY,
-        onError: () => {
-          throw new RequestError(413, `body is larger than ARBEIDER_MAX_BODY (${config.ARBEIDER_MAX_BODY} bytes)`);
-        },
-      }),
+      limitBody(config.ARBEIDER_MAX_BODY),
       async (c) => {
         const body = new Uint8Array(await c.req.arrayBuffer());
         authenticate(provider, c, body, config);
@@ -60,6 +55,16 @@ export function hookRoutes(options: HookOptions): Hono<Env> {
     );
   }
   return app;
+}
+
+/** Hono's body limit, refusing with a 413 that names the setting. */
+export function limitBody(maxSize: number): MiddlewareHandler {
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new RequestError(413, `body is larger than ARBEIDER_MAX_BODY (${maxSize} bytes)`);
+    },
+  });
 }
 
 /** Counts and logs every hook request by its outcome, including refused ones. */
