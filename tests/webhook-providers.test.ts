@@ -35,30 +35,36 @@ function variant(name: string, change: (payload: any) => void): unknown {
 
 const kind = (decision: Decision) => decision.kind;
 
-describe("Codeship decisions", () => {
-  const cases: [string, unknown, Decision["kind"], Partial<Decision>?][] = [
-    ["success on master deploys commit_id to all", fixture("codeship-success-master.json"), "deploy", {
-      deployment: "codeship-70811234", branch: "master", commit: "39cf93573039b61c6177ef04beaa5faf0a3fdfd7", target: "all",
-    } as Partial<Decision>],
-    ["initiated is normal traffic", fixture("codeship-initiated-master.json"), "ignore"],
-    ["legacy testing is normal traffic", fixture("codeship-testing-master.json"), "ignore"],
-    ["error does not deploy", fixture("codeship-error-master.json"), "ignore"],
-    ["stopped does not deploy", variant("codeship-success-master.json", (p) => (p.build.status = "stopped")), "ignore"],
-    ["a branch not in ARBEIDER_BRANCHES does not deploy", fixture("codeship-success-feature-branch.json"), "ignore"],
-    ["staging goes to its group", variant("codeship-success-master.json", (p) => (p.build.branch = "staging")), "deploy", { target: "group:staging" } as Partial<Decision>],
-    ["canary goes to its node", variant("codeship-success-master.json", (p) => (p.build.branch = "canary")), "deploy", { target: "node:web-1" } as Partial<Decision>],
-    ["another project is forbidden", variant("codeship-success-master.json", (p) => (p.build.project_id = 999)), "forbidden"],
-    ["a missing commit_id is invalid", variant("codeship-success-master.json", (p) => delete p.build.commit_id), "invalid", { error: "build.commit_id: Invalid key: Expected \"commit_id\" but received undefined" } as Partial<Decision>],
-    ["the short commit id is not enough", variant("codeship-success-master.json", (p) => (p.build.commit_id = "39cf9")), "invalid"],
-    ["no build object is invalid", { status: "success" }, "invalid"],
-  ];
-  for (const [name, payload, expected, fields] of cases) {
+type Row = [name: string, event: string, payload: unknown, expected: Decision["kind"], fields?: Partial<Decision>];
+
+/** One test per row: the decision's kind, and its fields where the row names some. */
+function table(decide: (event: string, payload: unknown) => Decision, rows: Row[]): void {
+  for (const [name, event, payload, expected, fields] of rows) {
     test(name, () => {
-      const decision = decideCodeship(payload, rules);
+      const decision = decide(event, payload);
       expect(kind(decision)).toBe(expected);
       if (fields) expect(decision).toMatchObject(fields);
     });
   }
+}
+
+describe("Codeship decisions", () => {
+  table((_event, payload) => decideCodeship(payload, rules), [
+    ["success on master deploys commit_id to all", "-", fixture("codeship-success-master.json"), "deploy", {
+      deployment: "codeship-70811234", branch: "master", commit: "39cf93573039b61c6177ef04beaa5faf0a3fdfd7", target: "all",
+    } as Partial<Decision>],
+    ["initiated is normal traffic", "-", fixture("codeship-initiated-master.json"), "ignore"],
+    ["legacy testing is normal traffic", "-", fixture("codeship-testing-master.json"), "ignore"],
+    ["error does not deploy", "-", fixture("codeship-error-master.json"), "ignore"],
+    ["stopped does not deploy", "-", variant("codeship-success-master.json", (p) => (p.build.status = "stopped")), "ignore"],
+    ["a branch not in ARBEIDER_BRANCHES does not deploy", "-", fixture("codeship-success-feature-branch.json"), "ignore"],
+    ["staging goes to its group", "-", variant("codeship-success-master.json", (p) => (p.build.branch = "staging")), "deploy", { target: "group:staging" } as Partial<Decision>],
+    ["canary goes to its node", "-", variant("codeship-success-master.json", (p) => (p.build.branch = "canary")), "deploy", { target: "node:web-1" } as Partial<Decision>],
+    ["another project is forbidden", "-", variant("codeship-success-master.json", (p) => (p.build.project_id = 999)), "forbidden"],
+    ["a missing commit_id is invalid", "-", variant("codeship-success-master.json", (p) => delete p.build.commit_id), "invalid", { error: "build.commit_id: Invalid key: Expected \"commit_id\" but received undefined" } as Partial<Decision>],
+    ["the short commit id is not enough", "-", variant("codeship-success-master.json", (p) => (p.build.commit_id = "39cf9")), "invalid"],
+    ["no build object is invalid", "-", { status: "success" }, "invalid"],
+  ]);
 
   test("the source names the build, its url, committer and message, as strings", () => {
     const decision = decideCodeship(fixture("codeship-success-master.json"), rules);
@@ -76,7 +82,7 @@ describe("Codeship decisions", () => {
 
 describe("GitHub decisions", () => {
   const success = "github-workflow_run-success.json";
-  const cases: [string, string, unknown, Decision["kind"], Partial<Decision>?][] = [
+  table((event, payload) => decideGithub(event, payload, rules), [
     ["a successful workflow_run on main deploys head_sha", "workflow_run", fixture(success), "deploy", {
       deployment: "github-11934028761-1", branch: "main", commit: "7a4156f7be3c56d9b153cddff2bff5e42e3c46d8",
     } as Partial<Decision>],
@@ -91,14 +97,7 @@ describe("GitHub decisions", () => {
     ["another repository is forbidden", "workflow_run", variant(success, (p) => (p.repository.full_name = "acme/other")), "forbidden"],
     ["the second attempt is another deployment", "workflow_run", variant(success, (p) => (p.workflow_run.run_attempt = 2)), "deploy", { deployment: "github-11934028761-2" } as Partial<Decision>],
     ["a missing head_sha is invalid", "workflow_run", variant(success, (p) => delete p.workflow_run.head_sha), "invalid"],
-  ];
-  for (const [name, event, payload, expected, fields] of cases) {
-    test(name, () => {
-      const decision = decideGithub(event, payload, rules);
-      expect(kind(decision)).toBe(expected);
-      if (fields) expect(decision).toMatchObject(fields);
-    });
-  }
+  ]);
 
   test("GITHUB_WORKFLOWS limits which workflows deploy", () => {
     expect(kind(decideGithub("workflow_run", fixture(success), { ...rules, GITHUB_WORKFLOWS: ["Release"] }))).toBe("ignore");
@@ -114,7 +113,7 @@ describe("GitHub decisions", () => {
 
 describe("GitLab decisions", () => {
   const success = "gitlab-pipeline-success.json";
-  const cases: [string, string, unknown, Decision["kind"], Partial<Decision>?][] = [
+  table((event, payload) => decideGitlab(event, payload, rules), [
     ["a successful pipeline on main deploys its sha", "Pipeline Hook", fixture(success), "deploy", {
       deployment: "gitlab-884120", branch: "main", commit: "4d11048b007b57126c0068e7ce3de65b04fe4d4b",
     } as Partial<Decision>],
@@ -125,14 +124,7 @@ describe("GitLab decisions", () => {
     ["another project is forbidden", "Pipeline Hook", variant(success, (p) => (p.project.id = 1)), "forbidden"],
     ["a branch not in ARBEIDER_BRANCHES does not deploy", "Pipeline Hook", variant(success, (p) => (p.object_attributes.ref = "feature")), "ignore"],
     ["a missing ref is invalid", "Pipeline Hook", variant(success, (p) => delete p.object_attributes.ref), "invalid"],
-  ];
-  for (const [name, event, payload, expected, fields] of cases) {
-    test(name, () => {
-      const decision = decideGitlab(event, payload, rules);
-      expect(kind(decision)).toBe(expected);
-      if (fields) expect(decision).toMatchObject(fields);
-    });
-  }
+  ]);
 });
 
 describe("secrets", () => {
