@@ -21,10 +21,10 @@ export interface Webhook {
   deploy(request: { command: string; target?: string; args?: Record<string, string> }): Promise<string>;
 }
 
-/** `bun webhook.ts` (or `argv`) for `fleet`, ready to take requests. */
-export async function startWebhook(h: Harness, fleet: string, argv = ["bun", "webhook.ts"]): Promise<Webhook> {
+/** `bun webhook.ts` for `fleet` (with `env` added), ready to take requests. */
+export async function startWebhook(h: Harness, fleet: string, env: Record<string, string> = {}): Promise<Webhook> {
   const port = await freePort();
-  const proc = h.spawn(argv, {
+  const proc = h.spawn(["bun", "webhook.ts"], {
     ARBEIDER_FLEET: fleet,
     PORT: String(port),
     HOST: "127.0.0.1",
@@ -32,6 +32,7 @@ export async function startWebhook(h: Harness, fleet: string, argv = ["bun", "we
     ARBEIDER_API_KEY: API_KEY,
     ARBEIDER_BRANCHES: "master",
     CODESHIP_PROJECT_ID: CODESHIP_PROJECT,
+    ...env,
   });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;

@@ -46,11 +46,14 @@ export interface Harness {
   readonly keys: { signingFile: string; verifyFile: string };
   /** A fresh fleet name. */
   fleet(prefix: string): string;
-  spawn(argv: string[], env?: Record<string, string>, cwd?: string): Proc;
+  /** Starts `argv` in the repository (a leading "bun" is this bun) with `env` and the run's AMQP_URL; `quiet` discards stdout. */
+  spawn(argv: string[], env?: Record<string, string>, options?: { quiet?: boolean }): Proc;
   /** Stops every process still running (all at once, TERM then KILL). */
   stopAll(): Promise<void>;
   /** Closes every client connection of the run's vhost, as a broker restart would. */
   closeAllConnections(): void;
+  /** Runs `fn` at cleanup, before the processes are stopped. */
+  onCleanup(fn: () => Promise<void>): void;
   cleanup(): Promise<void>;
 }
 
@@ -115,6 +118,7 @@ export function createHarness(options: { quick: boolean }): Harness {
   const dir = mkdtempSync(join(tmpdir(), "arbeider-bench-"));
   const keys = makeKeys(join(dir, "keys"));
   const running = new Set<Proc>();
+  const cleanups: (() => Promise<void>)[] = [];
   let cleaned = false;
 
   const harness: Harness = {
@@ -124,8 +128,8 @@ export function createHarness(options: { quick: boolean }): Harness {
     dir,
     keys: { signingFile: keys.signingFile, verifyFile: keys.verifyFile },
     fleet: (prefix) => `${prefix}-${randomUUID().slice(0, 8)}`,
-    spawn(argv, env = {}, cwd = ROOT) {
-      const proc = spawnProc(argv, { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AMQP_URL: amqpUrl, ...env }, cwd);
+    spawn(argv, env = {}, options = {}) {
+      const proc = spawnProc(argv, { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AMQP_URL: amqpUrl, ...env }, options.quiet ?? false);
       running.add(proc);
       void proc.exited.then(() => running.delete(proc));
       return proc;
@@ -136,9 +140,11 @@ export function createHarness(options: { quick: boolean }): Harness {
     closeAllConnections() {
       rabbitmqctl("close_all_connections", "--vhost", vhost, "arbeider bench: simulated broker restart");
     },
+    onCleanup: (fn) => void cleanups.push(fn),
     async cleanup() {
       if (cleaned) return;
       cleaned = true;
+      for (const fn of cleanups.reverse()) await fn().catch((error) => console.error(`bench: cleanup: ${error}`));
       await harness.stopAll();
       try {
         rabbitmqctl("delete_vhost", vhost);
@@ -151,10 +157,10 @@ export function createHarness(options: { quick: boolean }): Harness {
   return harness;
 }
 
-/** Spawns `argv` (a leading "bun" means this very bun) with exactly `env`. */
-function spawnProc(argv: string[], env: Record<string, string>, cwd: string): Proc {
+/** Spawns `argv` (a leading "bun" means this very bun) in ROOT with exactly `env`. */
+function spawnProc(argv: string[], env: Record<string, string>, quiet: boolean): Proc {
   const spawnedAt = performance.now();
-  const child = spawn(argv[0] === "bun" ? BUN : argv[0]!, argv.slice(1), { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(argv[0] === "bun" ? BUN : argv[0]!, argv.slice(1), { cwd: ROOT, env, stdio: ["ignore", quiet ? "ignore" : "pipe", "pipe"] });
   const seen: { line: string; at: number }[] = [];
   const listeners = new Set<(line: string, at: number) => void>();
   const exited = new Promise<number | string>((done) => child.on("exit", (code, signal) => done(code ?? signal ?? -1)));
@@ -171,7 +177,7 @@ function spawnProc(argv: string[], env: Record<string, string>, cwd: string): Pr
       }
     });
   };
-  read(child.stdout!);
+  if (child.stdout) read(child.stdout);
   read(child.stderr!);
   const tail = () => seen.slice(-20).map((s) => s.line).join("\n");
   return {
