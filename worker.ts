@@ -71,15 +71,9 @@ export function untilStopSignal(log: Logger): Promise<string> {
   });
 }
 
-export async function main(): Promise<void> {
-  const settings = await loadSettings(process.env).catch(exitOnConfigError);
-  const { ARBEIDER_NODE_ID: node, ARBEIDER_FLEET: fleet, ARBEIDER_GROUPS: groups } = settings.env;
-  const log = createLogger(settings.env.LOG_LEVEL, { node });
-  const { lock, store } = claimCheckout(settings);
-  const stopSignal = untilStopSignal(log);
-  log.info("worker starting", { version: VERSION, fleet, groups, repo: settings.repo, keys: settings.keys.length });
-  await endInterruptedCommand(store, log);
-
+/** Connects to the broker and consumes the node's queue, with heartbeats; reconnects by itself. */
+export function startConsuming(settings: Settings, log: Logger, store: Store) {
+  const { ARBEIDER_NODE_ID: node, ARBEIDER_FLEET: fleet } = settings.env;
   // `setup` first runs once the connection is open, after `consumer` below exists.
   const broker = connectBroker({
     urls: settings.env.AMQP_URL,
@@ -99,6 +93,19 @@ export async function main(): Promise<void> {
       process.exit(1);
     },
   });
+  return { broker, consumer, heartbeats };
+}
+
+export async function main(): Promise<void> {
+  const settings = await loadSettings(process.env).catch(exitOnConfigError);
+  const { ARBEIDER_NODE_ID: node, ARBEIDER_FLEET: fleet, ARBEIDER_GROUPS: groups } = settings.env;
+  const log = createLogger(settings.env.LOG_LEVEL, { node });
+  const { lock, store } = claimCheckout(settings);
+  const stopSignal = untilStopSignal(log);
+  log.info("worker starting", { version: VERSION, fleet, groups, repo: settings.repo, keys: settings.keys.length });
+  await endInterruptedCommand(store, log);
+
+  const { broker, consumer, heartbeats } = startConsuming(settings, log, store);
   if (await broker.waitConnected(60_000)) void heartbeats.beat();
 
   const signal = await stopSignal;

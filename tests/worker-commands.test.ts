@@ -29,6 +29,7 @@ describe("update", () => {
         expect(t.runs(node)).toEqual([
           `run deployment=${cmd.deployment} node=${node} branch=release commit=${sha} previous=${t.base} pwd=${repo}`,
         ]);
+        expect(readFileSync(t.marker(`${node}.amqp`), "utf8")).toBe("broker url: not given\n");
       }
     }),
   );

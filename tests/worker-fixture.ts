@@ -28,6 +28,7 @@ import type { Command, Event } from "../shared/protocol.ts";
  */
 export const UPDATE_SH = `#!/bin/sh
 echo "run deployment=$ARBEIDER_DEPLOYMENT node=$ARBEIDER_NODE_ID branch=$ARBEIDER_BRANCH commit=$ARBEIDER_COMMIT previous=$ARBEIDER_PREVIOUS_COMMIT pwd=$(pwd)" >> "$MARKER_DIR/$ARBEIDER_NODE_ID.runs"
+echo "broker url: \${AMQP_URL:-not given}" > "$MARKER_DIR/$ARBEIDER_NODE_ID.amqp"
 if [ -f broken ]; then echo "boom: this build is broken" >&2; exit 3; fi
 if [ -f hang ]; then
   echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"

@@ -9,10 +9,10 @@ import { accessSync, constants, readFileSync, realpathSync, statSync } from "nod
 import { join, sep } from "node:path";
 import type { Command } from "../shared/protocol.ts";
 import { currentBranch, headCommit } from "./git.ts";
-import { createTail, describeEnd, run, type Tail } from "./run.ts";
+import { childEnv, createTail, describeEnd, run, type Tail } from "./run.ts";
 import type { Settings } from "./settings.ts";
 import type { State } from "./state.ts";
-import { childEnv, rollback, update } from "./update.ts";
+import { rollback, update } from "./update.ts";
 
 export interface CommandContext {
   settings: Settings;
@@ -41,8 +41,6 @@ export interface Outcome extends Result {
   output: string;
 }
 
-const say = (tail: Tail, line: string) => tail.push(new TextEncoder().encode(`${line}\n`));
-
 function signal(command: Extract<Command, { command: "signal" }>, ctx: CommandContext): Result {
   const { service, signal } = command.args;
   const pidfile = ctx.settings.env.ARBEIDER_SERVICES[service];
@@ -60,7 +58,7 @@ function signal(command: Extract<Command, { command: "signal" }>, ctx: CommandCo
   } catch (error) {
     throw new Error(`cannot send SIG${signal} to pid ${text} of service ${service}: ${(error as NodeJS.ErrnoException).code}`);
   }
-  say(ctx.tail, `sent SIG${signal} to pid ${text} (service ${service})`);
+  ctx.tail.note(`sent SIG${signal} to pid ${text} (service ${service})`);
   return {};
 }
 

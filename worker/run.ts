@@ -12,16 +12,20 @@ export const OUTPUT_LIMIT = 4096;
 /** The last `limit` bytes written to it, decoded without a broken first character. */
 export interface Tail {
   push(chunk: Uint8Array): void;
+  /** Adds a line of the worker's own, e.g. what it did between two processes. */
+  note(line: string): void;
   text(): string;
 }
 
 export function createTail(limit = OUTPUT_LIMIT): Tail {
   let kept = Buffer.alloc(0);
+  const push = (chunk: Uint8Array) => {
+    kept = Buffer.concat([kept, chunk]);
+    if (kept.length > limit) kept = kept.subarray(kept.length - limit);
+  };
   return {
-    push(chunk) {
-      kept = Buffer.concat([kept, chunk]);
-      if (kept.length > limit) kept = kept.subarray(kept.length - limit);
-    },
+    push,
+    note: (line) => push(Buffer.from(`${line}\n`)),
     text() {
       let start = 0;
       // Skip UTF-8 continuation bytes (10xxxxxx) left over from a cut character.
@@ -55,6 +59,12 @@ export interface RunResult {
 }
 
 const CAPTURE_LIMIT = 1 << 20;
+
+/** The environment of scripts and hooks: the worker's own without the broker URL (it holds a password), plus `extra`. */
+export function childEnv(extra: Record<string, string>): Record<string, string | undefined> {
+  const { AMQP_URL: _secret, ...env } = process.env;
+  return { ...env, ...extra };
+}
 
 /** Runs `argv` to its end (or its deadline) in a new process group. Never rejects. */
 export function run(argv: readonly string[], options: RunOptions): Promise<RunResult> {

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "../shared/protocol.ts";
 import { checkoutAt, currentBranch, fetchBranch, headCommit, isAncestor, resolveCommit } from "./git.ts";
-import { describeEnd, run } from "./run.ts";
+import { childEnv, describeEnd, run } from "./run.ts";
 import type { CommandContext, Result } from "./commands.ts";
 
 type Update = Extract<Command, { command: "update" }>;
@@ -18,12 +18,6 @@ type Rollback = Extract<Command, { command: "rollback" }>;
 interface Position {
   branch: string | undefined;
   sha: string;
-}
-
-/** The environment of scripts and hooks: the worker's own, without the broker URL (it holds a password). */
-export function childEnv(extra: Record<string, string>): Record<string, string | undefined> {
-  const { AMQP_URL: _secret, ...env } = process.env;
-  return { ...env, ...extra };
 }
 
 /** Runs the update script for `to`; returns why it failed, or undefined when it succeeded or there is none. */
@@ -89,7 +83,7 @@ export async function update(command: Update, ctx: CommandContext): Promise<Resu
 
 /** Puts `before` back and re-runs the update script there, with a fresh time budget; says what happened. */
 async function rollBackAfterFailure(ctx: CommandContext, command: Update, before: Position, failed: string): Promise<string> {
-  ctx.tail.push(new TextEncoder().encode(`\n[arbeider] update script failed; rolling back to ${before.sha}\n`));
+  ctx.tail.note(`[arbeider] update script failed; rolling back to ${before.sha}`);
   const again = { ...ctx, deadline: Date.now() + ctx.settings.env.ARBEIDER_TIMEOUT * 1000 };
   try {
     await checkoutAt(ctx.settings.repo, before.branch, before.sha, { deadline: again.deadline, tail: ctx.tail });
