@@ -106,7 +106,7 @@ export async function main(): Promise<void> {
   await endInterruptedCommand(store, log);
 
   const { broker, consumer, heartbeats } = startConsuming(settings, log, store);
-  if (await broker.waitConnected(60_000)) void heartbeats.beat();
+  void broker.waitConnected(60_000).then((connected) => connected && void heartbeats.beat());
 
   const signal = await stopSignal;
   log.info("stopping: finishing the command in hand", { signal, busy: consumer.busy });
