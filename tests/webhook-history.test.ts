@@ -96,7 +96,8 @@ describe("webhook and broker", () => {
       await report(fleet, { deployment: id, command: id, node, state: "received" });
       await report(fleet, { deployment: id, command: id, node, state: "succeeded", commitAfter: "39cf93573039b61c6177ef04beaa5faf0a3fdfd7", durationMs: 5 });
     }
-    await waitUntil(() => first.view.get(id)?.state === "succeeded", "the first webhook to see both nodes succeed");
+    await waitUntil(() => first.view.get(id)?.nodes.n2?.state === "succeeded", "the first webhook to see both nodes succeed");
+    expect(first.view.get(id)?.state).toBe("succeeded");
     // Listeners (SSE) heard each event once: the stream's copy of its own `created` is not news.
     expect(told).toEqual(["- created", "n1 received", "n1 succeeded", "n2 received", "n2 succeeded"]);
 
