@@ -174,7 +174,9 @@ describe("webhook end to end", () => {
   test("an expected node that is down until the command expires shows missing, and the deployment failed", async () => {
     const shortLived = await startOwnWebhook({ ARBEIDER_COMMAND_TTL: "2" });
     await waitUntil(async () => (await nodesAt(shortLived.url)).some((n) => n.node === "n3" && n.online), "n3 online at the new webhook");
-    await nodes.worker("n3").stop();
+    // Down the way a node goes down: at once, without a word (its last heartbeat is at most a second old).
+    nodes.worker("n3").child.kill("SIGKILL");
+    await nodes.worker("n3").exited;
     const { deployment: id } = await api<{ deployment: string }>(shortLived.url, "/api/deployments", {
       method: "POST",
       body: JSON.stringify({ command: "ping", target: "group:staging" }),
