@@ -5,12 +5,14 @@
  * same worker under Deno: tests/deno.test.ts). Real processes, the real
  * broker, real checkouts.
  */
-import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { Heartbeat } from "../shared/protocol.ts";
-import { ROOT, makeKeys, rabbitmqctl, removeDirs, startProcess, stopAll, tempDir } from "./helpers.ts";
+import { ROOT, makeKeys, rabbitmqctl, removeDirs, startProcess, stopAll } from "./helpers.ts";
 import { alive, statesOf, waitUntil, withNodes, type Nodes } from "./worker-fixture.ts";
 
 setDefaultTimeout(60_000);
@@ -42,8 +44,10 @@ function connectionPid(name: string): string | undefined {
 }
 
 describe("starting", () => {
-  const keys = tempDir();
-  const verifyFile = makeKeys(keys).verifyFile;
+  // Made only when a test of this block runs (a filtered run makes nothing to clean up).
+  const keys = join(tmpdir(), `arbeider-test-keys-${randomUUID()}`);
+  const verifyFile = join(keys, "verify.pem");
+  beforeAll(() => void makeKeys(keys));
   afterAll(() => removeDirs(keys));
 
   const cases: [string, Record<string, string>, string][] = [
