@@ -43,7 +43,7 @@ export function hasWrk(): boolean {
 function script(options: LoadOptions): string {
   const quote = (s: string) => `[==[${s}]==]`;
   const [head, ...rest] = options.body.split("{{n}}");
-  const headers = Object.entries(options.headers).map(([k, v]) => `[${quote(k)}] = ${quote(v)}`).join(", ");
+  const headers = Object.entries(options.headers).map(([k, v]) => `[ ${quote(k)} ] = ${quote(v)}`).join(", ");
   return `
 local n = ${options.firstN ?? 0}
 local parts = { ${[head, ...rest].map(quote).join(", ")} }
