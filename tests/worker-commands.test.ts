@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, symlinkSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { currentBranch, head, isClean, startProcess, stopAll } from "./helpers.ts";
+import { currentBranch, head, isClean, makeKeys, startProcess, stopAll } from "./helpers.ts";
 import { alive, statesOf, waitUntil, withNodes } from "./worker-fixture.ts";
 
 setDefaultTimeout(60_000);
@@ -192,9 +192,10 @@ describe("rollback, signal, hook, ping", () => {
     }),
   );
 
-  test.concurrent("ping answers with the node's commit and branch and runs nothing", () =>
+  test.concurrent("ping answers with the node's commit and branch and runs nothing; any of several verify keys is accepted", () =>
     withNodes([{ id: "n1" }], async (t) => {
-      await t.start("n1");
+      const retired = makeKeys(join(t.dir, "retired-keys"));
+      await t.start("n1", { ARBEIDER_VERIFY_KEY_FILE: `${retired.verifyFile},${t.keys.verifyFile}` });
       const cmd = await t.send({ command: "ping", args: {} });
       expect(await t.outcome(cmd, "n1")).toMatchObject({ state: "succeeded", commitAfter: t.base, branch: "master" });
       expect(t.runs("n1")).toEqual([]);
