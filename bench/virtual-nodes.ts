@@ -1,11 +1,11 @@
 /**
  * Many simulated nodes in one process, for the scale benchmark. In `real`
- * mode each node is composed exactly as `worker.ts` composes itself (its own
- * broker connection through shared/broker.ts with its reconnect and jitter,
- * its own durable queue, state file and logger, the worker's consumer from
- * worker/consumer.ts with its verification, command execution, events and
- * after-command heartbeat); only the checkout is shared, which ping reads and
- * never writes, and the configuration is checked once instead of per node.
+ * mode each node is started by worker.ts's own `startConsuming`, as `bun
+ * worker.ts` starts itself: its own broker connection (shared/broker.ts, with
+ * its reconnect and jitter), durable queue, state file, logger, heartbeats and
+ * the worker's consumer with its verification, command execution and events.
+ * Only the checkout is shared, which ping reads and never writes, and the
+ * configuration is checked once instead of per node.
  * In `bare` mode each node is the floor's bare consumer. Every time a node's
  * consumer is (re)registered the process prints `consuming <node>` on stderr,
  * and `lost <node>` when a real node's connection drops.
@@ -13,44 +13,34 @@
  *   BENCH_MODE=real|bare BENCH_FROM=0 BENCH_TO=250 BENCH_STATE_DIR=... (worker variables) bun bench/virtual-nodes.ts
  */
 import { join } from "node:path";
-import { connectBroker } from "../shared/broker.ts";
-import { createLogger } from "../shared/log.ts";
-import { createConsumer } from "../worker/consumer.ts";
-import { startHeartbeats } from "../worker/heartbeat.ts";
+import { createLogger, type Level, type Logger } from "../shared/log.ts";
 import { loadSettings, type Settings } from "../worker/settings.ts";
 import { openStore } from "../worker/state.ts";
+import { startConsuming } from "../worker.ts";
 import { bareConsumer } from "./bare-consumer.ts";
 
-const announce = (node: string) => process.stderr.write(`consuming ${node}\n`);
+const announce = (what: string, node: string) => process.stderr.write(`${what} ${node}\n`);
 
-/** One node as worker.ts's main() builds it, minus the checkout lock and the signal handling. */
+/** The node's logger, also telling the benchmark when the consumer is (re)registered and when the connection drops. */
+function watchedLogger(level: Level, node: string): Logger {
+  const log = createLogger(level, { node });
+  return {
+    ...log,
+    info(msg, fields) {
+      if (msg === "consuming") announce("consuming", node);
+      log.info(msg, fields);
+    },
+    warn(msg, fields) {
+      if (msg.startsWith("lost broker connection")) announce("lost", node);
+      log.warn(msg, fields);
+    },
+  };
+}
+
+/** One node as worker.ts's main() starts it (startConsuming), minus the checkout lock and the signal handling. */
 function startNode(base: Settings, node: string, stateDir: string): void {
   const settings: Settings = { ...base, env: { ...base.env, ARBEIDER_NODE_ID: node }, stateFile: join(stateDir, `${node}.json`) };
-  const { ARBEIDER_FLEET: fleet } = settings.env;
-  const log = createLogger(settings.env.LOG_LEVEL, { node });
-  const store = openStore(settings.stateFile);
-  const broker = connectBroker({
-    urls: settings.env.AMQP_URL,
-    log,
-    name: `arbeider-worker ${fleet}/${node}`,
-    setup: async (channel) => {
-      await consumer.setup(channel);
-      announce(node);
-    },
-    onDisconnect: () => process.stderr.write(`lost ${node}\n`),
-  });
-  const heartbeats = startHeartbeats({ settings, log, broker, busy: () => consumer.busy });
-  const consumer = createConsumer({
-    settings,
-    log,
-    store,
-    broker,
-    afterCommand: () => void heartbeats.beat(),
-    onFatal(error) {
-      log.error("cannot go on", { error });
-      process.exit(1);
-    },
-  });
+  startConsuming(settings, watchedLogger(settings.env.LOG_LEVEL, node), openStore(settings.stateFile));
 }
 
 if (import.meta.main) {
@@ -64,7 +54,7 @@ if (import.meta.main) {
   } else {
     const exchange = env.BENCH_EXCHANGE!;
     await Promise.all(
-      ids.map((node) => bareConsumer(env.AMQP_URL!, exchange, `${exchange}.${node}`).then(() => announce(node))),
+      ids.map((node) => bareConsumer(env.AMQP_URL!, exchange, `${exchange}.${node}`).then(() => announce("consuming", node))),
     );
   }
   process.on("SIGTERM", () => process.exit(0));
