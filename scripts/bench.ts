@@ -7,13 +7,13 @@
  * its own that is deleted at the end, and stops every process it started,
  * also on an error or Ctrl-C.
  *
- *   make bench                        (or: bun scripts/bench.ts [--quick] [--only fanout,rate,cost,deploy,scale])
+ *   make bench      (or: bun scripts/bench.ts [--quick] [--only=fanout,rate,cost,deploy,scale] [--out=FILE])
  *
  * Needs a local RabbitMQ reachable with `rabbitmqctl`, git, and wrk (Debian:
  * apt-get install wrk); Debian's `webhook` package, if installed, is the peer.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { realDeploy } from "../bench/deploy.ts";
 import { fanout } from "../bench/fanout.ts";
 import { createHarness, ROOT, type Harness } from "../bench/harness.ts";
@@ -30,22 +30,26 @@ export const MEASUREMENTS: Record<string, (h: Harness) => Promise<Result[]>> = {
   scale: simulate,
 };
 
-/** `--quick` and `--only a,b` from the command line. */
-export function parseArgs(argv: string[]): { quick: boolean; only: string[] } {
+const USAGE = `usage: bun scripts/bench.ts [--quick] [--only=${Object.keys(MEASUREMENTS).join(",")}] [--out=FILE]`;
+
+/** `--quick`, `--only=a,b` and `--out=FILE` from the command line. */
+export function parseArgs(argv: string[]): { quick: boolean; only: string[]; out: string } {
   let quick = false;
   let only = Object.keys(MEASUREMENTS);
+  let out = join(ROOT, "bench/results.json");
   for (const arg of argv) {
     if (arg === "--quick") quick = true;
     else if (arg.startsWith("--only=")) only = arg.slice("--only=".length).split(",");
-    else throw new Error(`unknown argument ${arg}; usage: bun scripts/bench.ts [--quick] [--only=${Object.keys(MEASUREMENTS).join(",")}]`);
+    else if (arg.startsWith("--out=")) out = arg.slice("--out=".length);
+    else throw new Error(`unknown argument ${arg}; ${USAGE}`);
   }
   const unknown = only.filter((name) => !(name in MEASUREMENTS));
   if (unknown.length > 0) throw new Error(`unknown measurement ${unknown.join(", ")}; known: ${Object.keys(MEASUREMENTS).join(", ")}`);
-  return { quick, only };
+  return { quick, only, out };
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const { quick, only } = parseArgs(argv);
+  const { quick, only, out } = parseArgs(argv);
   const started = performance.now();
   const h = createHarness({ quick });
   const interrupted = (signal: NodeJS.Signals) => {
@@ -73,10 +77,10 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     await h.cleanup();
   }
-  mkdirSync(join(ROOT, "bench"), { recursive: true });
-  writeFileSync(join(ROOT, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   console.log(table(results));
-  console.log(`\n${quick ? "quick run, " : ""}${((performance.now() - started) / 1000).toFixed(0)} s; results in bench/results.json`);
+  console.log(`\n${quick ? "quick run, " : ""}${((performance.now() - started) / 1000).toFixed(0)} s; results in ${out}`);
   return failed === 0 ? 0 : 1;
 }
 
