@@ -115,10 +115,11 @@ export function sign(body: unknown, key: SigningKey): { bytes: Uint8Array; signa
 // ---------------------------------------------------------------- broker
 
 /** A test's own fleet: a raw amqplib connection for publishing and inspecting, and an event tap. */
-export async function openFleet(prefix = "t") {
-  const fleet = `${prefix}-${randomUUID().slice(0, 8)}`;
+export async function openFleet(prefix = "t", url = AMQP_URL, fleet = `${prefix}-${randomUUID().slice(0, 8)}`) {
   const n = names(fleet);
-  const connection: ChannelModel = await amqp.connect(AMQP_URL);
+  const connection: ChannelModel = await amqp.connect(url);
+  // A broker that goes away (a test may stop it) must not crash the test run.
+  connection.on("error", () => {});
   const channel: Channel = await connection.createConfirmChannel();
   await channel.assertExchange(n.commands, "topic", { durable: true });
   await channel.assertExchange(n.events, "topic", { durable: true });
