@@ -6,7 +6,6 @@
  * of the two alternate, so both see the same machine; the fleets grow from
  * one size to the next instead of being restarted.
  */
-import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { startInBatches, type Harness, type Proc } from "./harness.ts";
 import { makeRepos, startWebhook, startWorker } from "./fleet.ts";
@@ -27,21 +26,9 @@ export async function fanout(h: Harness): Promise<Result[]> {
   await replies.channel.assertExchange(exchange, "fanout", { durable: true });
   const procs: Proc[] = [webhook.proc];
 
-  const ours = async (n: number) => {
-    const t0 = performance.now();
-    const deployment = await webhook.deploy({ command: "ping", target: "all" });
-    const at = await tap.tally.wait(deployment, n, ROUND_TIMEOUT_MS);
-    tap.tally.drop(deployment);
-    return at - t0;
-  };
-  const floor = async (n: number) => {
-    const id = randomUUID();
-    const t0 = performance.now();
-    replies.channel.publish(exchange, "", Buffer.from("{}"), { persistent: true, replyTo: replies.queue, correlationId: id });
-    const at = await replies.tally.wait(id, n, ROUND_TIMEOUT_MS);
-    replies.tally.drop(id);
-    return at - t0;
-  };
+  const ping = { command: "ping", target: "all" };
+  const ours = (n: number) => webhook.roundTrip(tap, ping, n, ROUND_TIMEOUT_MS);
+  const floor = (n: number) => replies.roundTrip(exchange, n, ROUND_TIMEOUT_MS);
 
   const results: Result[] = [];
   let size = 0;

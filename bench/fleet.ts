@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cloneNode, git } from "../tests/helpers.ts";
 import { freePort, type Harness, type Proc } from "./harness.ts";
+import type { Tap } from "./tap.ts";
 
 export const API_KEY = "bench-api-key-0123456789";
 export const CODESHIP_PROJECT = "412345";
@@ -18,8 +19,12 @@ export interface Webhook {
   proc: Proc;
   url: string;
   /** POST /api/deployments; resolves with the deployment id. */
-  deploy(request: { command: string; target?: string; args?: Record<string, string> }): Promise<string>;
+  deploy(request: DeployRequest): Promise<string>;
+  /** Deploys `request` and resolves with the ms from the POST until `n` nodes' `succeeded` reached `tap`. */
+  roundTrip(tap: Tap, request: DeployRequest, n: number, timeoutMs: number): Promise<number>;
 }
+
+type DeployRequest = { command: string; target?: string; args?: Record<string, string> };
 
 /** `bun webhook.ts` for `fleet` (with `env` added), ready to take requests. */
 export async function startWebhook(h: Harness, fleet: string, env: Record<string, string> = {}): Promise<Webhook> {
@@ -42,9 +47,16 @@ export async function startWebhook(h: Harness, fleet: string, env: Record<string
     if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`the webhook did not become healthy:\n${proc.tail()}`);
     await Bun.sleep(20);
   }
-  return {
+  const webhook: Webhook = {
     proc,
     url,
+    async roundTrip(tap, request, n, timeoutMs) {
+      const t0 = performance.now();
+      const deployment = await webhook.deploy(request);
+      const at = await tap.tally.wait(deployment, n, timeoutMs);
+      tap.tally.drop(deployment);
+      return at - t0;
+    },
     async deploy(request) {
       const response = await fetch(`${url}/api/deployments`, {
         method: "POST",
@@ -56,6 +68,7 @@ export async function startWebhook(h: Harness, fleet: string, env: Record<string
       return body.deployment;
     },
   };
+  return webhook;
 }
 
 export interface Repos {

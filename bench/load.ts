@@ -34,9 +34,16 @@ export interface LoadResult {
   errors: number;
 }
 
-/** Whether wrk is on the PATH. */
-export function hasWrk(): boolean {
-  return spawnSync("wrk", ["--version"], { encoding: "utf8" }).error === undefined;
+/** Whether wrk is on the PATH; as root with apt, installs Debian's package first when it is not (as scripts/rabbitmq.sh does for the broker). */
+export function ensureWrk(): boolean {
+  const present = () => spawnSync("wrk", ["--version"], { encoding: "utf8" }).error === undefined;
+  if (present()) return true;
+  if (process.getuid?.() !== 0 || spawnSync("apt-get", ["--version"]).error !== undefined) return false;
+  console.error("bench: installing Debian's wrk");
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  spawnSync("apt-get", ["update", "-qq"], { stdio: "ignore", env });
+  spawnSync("apt-get", ["install", "-y", "-qq", "wrk"], { stdio: "ignore", env });
+  return present();
 }
 
 /** Lua for wrk: one POST per call of request(), numbered from `firstN`, and a JSON summary at the end. */

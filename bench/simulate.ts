@@ -87,11 +87,8 @@ export async function simulate(h: Harness): Promise<Result[]> {
     const floorConnectMs = (await bare.allConsuming(0, 120_000)) - t0;
     const floorPing: number[] = [];
     for (let round = 0; round <= rounds; round++) {
-      const id = `floor-${round}`;
-      const start = performance.now();
-      replies.channel.publish(exchange, "", Buffer.from("{}"), { persistent: true, replyTo: replies.queue, correlationId: id });
-      const at = await replies.tally.wait(id, total, 60_000);
-      if (round > 0) floorPing.push(at - start);
+      const ms = await replies.roundTrip(exchange, total, 60_000);
+      if (round > 0) floorPing.push(ms); // the first round warms up
     }
     await replies.close();
     await Promise.all(bare.procs.map((p) => p.stop()));
@@ -113,11 +110,8 @@ export async function simulate(h: Harness): Promise<Result[]> {
     await nodes.allConsuming(0, 300_000);
     const ping: number[] = [];
     for (let round = 0; round <= rounds; round++) {
-      const start = performance.now();
-      const deployment = await webhook.deploy({ command: "ping", target: "all" });
-      const at = await tap.tally.wait(deployment, total, 120_000);
-      tap.tally.drop(deployment);
-      if (round > 0) ping.push(at - start);
+      const ms = await webhook.roundTrip(tap, { command: "ping", target: "all" }, total, 120_000);
+      if (round > 0) ping.push(ms);
     }
     await tap.close();
     await webhook.proc.stop();

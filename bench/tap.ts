@@ -111,6 +111,8 @@ export interface ReplyQueue {
   readonly channel: Channel;
   /** The queue the floor consumers reply to. */
   readonly queue: string;
+  /** Publishes one persistent message to the fanout `exchange`; resolves with the ms until `n` consumers replied. */
+  roundTrip(exchange: string, n: number, timeoutMs: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -127,5 +129,19 @@ export async function replyQueue(amqpUrl: string): Promise<ReplyQueue> {
     },
     { noAck: true },
   );
-  return { tally, connection, channel, queue, close: () => connection.close().catch(() => {}) };
+  return {
+    tally,
+    connection,
+    channel,
+    queue,
+    async roundTrip(exchange, n, timeoutMs) {
+      const id = randomUUID();
+      const t0 = performance.now();
+      channel.publish(exchange, "", Buffer.from("{}"), { persistent: true, replyTo: queue, correlationId: id });
+      const at = await tally.wait(id, n, timeoutMs);
+      tally.drop(id);
+      return at - t0;
+    },
+    close: () => connection.close().catch(() => {}),
+  };
 }

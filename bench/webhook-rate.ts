@@ -13,7 +13,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, waitForPort, type Harness, type Proc } from "./harness.ts";
 import { API_KEY, CODESHIP_PROJECT, startWebhook } from "./fleet.ts";
-import { hasWrk, load, type LoadOptions, type LoadResult } from "./load.ts";
+import { ensureWrk, load, type LoadOptions, type LoadResult } from "./load.ts";
 import { result, type Result } from "./results.ts";
 
 const CONNECTIONS = 50;
@@ -68,7 +68,7 @@ async function expectStatus(url: string, body: string, headers: Record<string, s
 }
 
 export async function webhookRate(h: Harness): Promise<Result[]> {
-  if (!hasWrk()) {
+  if (!ensureWrk()) {
     console.error("bench: webhook rate skipped: wrk is not installed (Debian: apt-get install wrk)");
     return [];
   }
