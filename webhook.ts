@@ -17,7 +17,7 @@ import { createApp } from "./webhook/app.ts";
 import { followHistory } from "./webhook/history.ts";
 import { createMetrics } from "./webhook/metrics.ts";
 import { checkProviderPairs } from "./webhook/providers.ts";
-import { serve } from "./webhook/serve.ts";
+import { serve, type Server } from "./webhook/serve.ts";
 import { createView } from "./webhook/view.ts";
 
 /** The validated configuration, or a ConfigError naming the variable. */
@@ -37,6 +37,29 @@ export function readSigningKey(file: string): SigningKey {
   }
 }
 
+/**
+ * Serves `fetch` at HOST:PORT, or throws a ConfigError naming the variable to
+ * change: PORT when the port is taken or not allowed, HOST otherwise (not an
+ * address of this machine).
+ */
+export function listen(fetch: (request: Request) => Response | Promise<Response>, config: Pick<WebhookEnv, "HOST" | "PORT">): Server {
+  try {
+    return serve(fetch, { port: config.PORT, hostname: config.HOST });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const variable = code === "EADDRINUSE" || code === "EACCES" ? "PORT" : "HOST";
+    const why = String((error as Error).message ?? error).split("\n")[0];
+    throw new ConfigError(variable, `cannot listen on ${config.HOST}:${config.PORT}: ${why}`);
+  }
+}
+
+/** Prints a configuration problem as one line and exits 2; anything else is a bug and rethrown. */
+function exitOnConfigError(error: unknown): never {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`webhook: ${error.message}\n`);
+  process.exit(2);
+}
+
 /** Resolves on the first SIGTERM or SIGINT. */
 export function stopSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -52,9 +75,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     config = loadWebhookConfig(env);
     signingKey = readSigningKey(config.ARBEIDER_SIGNING_KEY_FILE);
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`webhook: ${error.message}\n`);
-    process.exit(2);
+    exitOnConfigError(error);
   }
   const log: Logger = createLogger(config.LOG_LEVEL, { process: "webhook", fleet: config.ARBEIDER_FLEET });
 
@@ -76,7 +97,12 @@ export async function main(env: Record<string, string | undefined> = process.env
     log,
     metrics: createMetrics(),
   });
-  const server = serve(app.fetch, { port: config.PORT, hostname: config.HOST });
+  let server: Server;
+  try {
+    server = listen(app.fetch, config);
+  } catch (error) {
+    exitOnConfigError(error);
+  }
   log.info("listening", { host: config.HOST, port: server.port });
 
   const signal = await stopSignal();

@@ -5,6 +5,8 @@
  * the same file serving under Deno.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { makeKeys, openFleet, removeDirs, startProcess, stopAll, tempDir } from "./helpers.ts";
 import { startWebhook } from "./stack.ts";
@@ -39,6 +41,24 @@ describe("webhook process", () => {
     expect(code).toBe(2);
     expect(output).toStartWith("webhook: ARBEIDER_SIGNING_KEY_FILE: cannot read an Ed25519 private key");
     expect(output.trim().split("\n")).toHaveLength(1);
+  });
+
+  test("a port that is taken or a host that is not this machine's: exit 2 and one line naming the variable", async () => {
+    const taken = createServer().listen(0, "127.0.0.1");
+    await once(taken, "listening");
+    try {
+      const port = String((taken.address() as AddressInfo).port);
+      const inUse = await exitOf({ ...baseEnv(), PORT: port });
+      expect(inUse.code).toBe(2);
+      expect(inUse.output).toStartWith(`webhook: PORT: cannot listen on 127.0.0.1:${port}`);
+      expect(inUse.output.trim().split("\n")).toHaveLength(1);
+    } finally {
+      taken.close();
+    }
+    const elsewhere = await exitOf({ ...baseEnv(), HOST: "no-such-host.invalid" });
+    expect(elsewhere.code).toBe(2);
+    expect(elsewhere.output).toStartWith("webhook: HOST: cannot listen on no-such-host.invalid:0");
+    expect(elsewhere.output.trim().split("\n")).toHaveLength(1);
   });
 
   test("a broker nobody answers at: /healthz 503, and a deploy gets 503 with Retry-After", async () => {
