@@ -120,6 +120,8 @@ describe("GitLab decisions", () => {
     ["a failed pipeline does not deploy", "Pipeline Hook", fixture("gitlab-pipeline-failed.json"), "ignore"],
     ["a tag pipeline does not deploy", "Pipeline Hook", variant(success, (p) => (p.object_attributes.tag = true)), "ignore"],
     ["a merge request pipeline never deploys", "Pipeline Hook", variant(success, (p) => (p.merge_request = { id: 1, iid: 7 })), "ignore"],
+    ["a merge request event pipeline never deploys", "Pipeline Hook", variant(success, (p) => (p.object_attributes.source = "merge_request_event")), "ignore"],
+    ["an external pull request pipeline never deploys, whatever its branch", "Pipeline Hook", variant(success, (p) => (p.object_attributes.source = "external_pull_request_event")), "ignore"],
     ["other events do not deploy", "Push Hook", fixture(success), "ignore"],
     ["another project is forbidden", "Pipeline Hook", variant(success, (p) => (p.project.id = 1)), "forbidden"],
     ["a branch not in ARBEIDER_BRANCHES does not deploy", "Pipeline Hook", variant(success, (p) => (p.object_attributes.ref = "feature")), "ignore"],

@@ -160,6 +160,8 @@ export function decideGitlab(event: string, payload: unknown, rules: Rules): Dec
   if (object_kind !== "pipeline") return { kind: "ignore", reason: `object_kind is ${object_kind}` };
   if (pipeline.tag) return { kind: "ignore", reason: "tag pipelines do not deploy" };
   if (merge_request || pipeline.source === "merge_request_event") return { kind: "ignore", reason: "merge request pipelines do not deploy" };
+  // GitLab CI for a GitHub repository runs pull requests (forks included) on their source branch's name.
+  if (pipeline.source === "external_pull_request_event") return { kind: "ignore", reason: "external pull request pipelines do not deploy" };
   if (pipeline.status !== "success") return { kind: "ignore", reason: `pipeline status is ${pipeline.status}` };
   return deploy(rules, {
     deployment: `gitlab-${pipeline.id}`,
