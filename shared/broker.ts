@@ -158,7 +158,7 @@ export function connectBroker(options: BrokerOptions): Broker {
   };
 }
 
-/** A broker URL without its password, for logs. */
+/** A broker URL without its password, for logs: everything from the user's colon to the last "@" (a password may hold "/" or "@"). */
 export function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+  return url.replace(/\/\/([^:@/]*):.*@/, "//$1:***@");
 }

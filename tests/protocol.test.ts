@@ -1,10 +1,11 @@
 /**
  * The wire protocol's pure pieces as tables: which commands the schema
  * accepts and why it refuses the others, which branch names are safe for git,
- * routing keys and targets, and the broker's reconnect backoff.
+ * routing keys and targets, the broker's reconnect backoff, and broker URLs with
+ * their password hidden for logs.
  */
 import { describe, expect, test } from "bun:test";
-import { backoffDelay } from "../shared/broker.ts";
+import { backoffDelay, redact } from "../shared/broker.ts";
 import { Command, isSafeBranch, nodeBindings, parseJson, routingKey, targetMatches } from "../shared/protocol.ts";
 
 const valid = {
@@ -143,4 +144,16 @@ describe("broker reconnect backoff", () => {
       expect(delay).toBeLessThan(Math.min(15_000, 500 * 2 ** attempt));
     }
   });
+});
+
+describe("broker URLs in logs", () => {
+  const cases: [string, string][] = [
+    ["amqp://guest:guest@127.0.0.1:5672", "amqp://guest:***@127.0.0.1:5672"],
+    ["amqps://web-1:s3cret@rmq.example.com:5671/%2F", "amqps://web-1:***@rmq.example.com:5671/%2F"],
+    // Not percent-encoded, as people paste them: the password must still not show, in whole or in part.
+    ["amqp://web-1:pa/ss@rmq:5672", "amqp://web-1:***@rmq:5672"],
+    ["amqp://web-1:p@ss@rmq:5672", "amqp://web-1:***@rmq:5672"],
+    ["amqp://rmq:5672/vhost", "amqp://rmq:5672/vhost"],
+  ];
+  for (const [url, shown] of cases) test(`${url} is logged as ${shown}`, () => expect(redact(url)).toBe(shown));
 });
