@@ -214,6 +214,20 @@ describe("refusals", () => {
     expect((await res.json()).error).toStartWith("body is not valid JSON");
   });
 
+  test("JSON that is not an object: 400 naming the body, at the hooks and the API", async () => {
+    const h = harness();
+    for (const body of ["null", "[]", '"build"', "7"]) {
+      for (const res of [
+        await send(h.app, codeship, body),
+        await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body }),
+      ]) {
+        expect(res.status).toBe(400);
+        expect((await res.json()).error).toBe("body: must be a JSON object");
+      }
+    }
+    expect(h.published).toHaveLength(0);
+  });
+
   test("a missing field: 400 naming the field", async () => {
     const h = harness();
     const payload = JSON.parse(new TextDecoder().decode(fixtureBytes(codeship.file)));

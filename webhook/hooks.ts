@@ -49,7 +49,7 @@ export function hookRoutes(options: HookOptions): Hono<Env> {
         const body = new Uint8Array(await c.req.arrayBuffer());
         authenticate(provider, c, body, config);
         requireJson(c);
-        const decision = decide(provider, c, parse(body), config);
+        const decision = decide(provider, c, parseJsonObject(body), config);
         return answer(c, decision, options.deploy);
       },
     );
@@ -103,13 +103,17 @@ function requireJson(c: Context): void {
   throw new RequestError(415, `content type must be application/json, not ${type.split(";")[0].slice(0, 100)}`);
 }
 
-function parse(body: Uint8Array): unknown {
+/** The body as a JSON object, or a 400 saying what is wrong with it. */
+export function parseJsonObject(body: Uint8Array): Record<string, unknown> {
+  let value: unknown;
   try {
-    return JSON.parse(new TextDecoder().decode(body));
+    value = JSON.parse(new TextDecoder().decode(body));
   } catch {
     // The parser's message quotes the body; the body is not ours to repeat in answers and logs.
     throw new RequestError(400, "body is not valid JSON");
   }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new RequestError(400, "body: must be a JSON object");
+  return value as Record<string, unknown>;
 }
 
 function decide(provider: Provider, c: Context, payload: unknown, config: WebhookEnv): Decision {
