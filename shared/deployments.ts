@@ -62,9 +62,14 @@ export function applyEvent(record: DeploymentRecord | undefined, event: Event): 
     return { ...current, spec: event.spec, expected: [...(event.expected ?? [])].sort() };
   }
   if (!event.node) return current;
-  const before = current.nodes[event.node];
+  const before = reportOf(current.nodes, event.node);
   if (before && !replaces(event.state, before.state as NodeState)) return current;
   return { ...current, nodes: { ...current.nodes, [event.node]: report(event) } };
+}
+
+/** A node's report; own keys only, so nodes named `constructor` or `toString` are nodes like any other. */
+function reportOf(nodes: Record<string, NodeReport>, node: string): NodeReport | undefined {
+  return Object.hasOwn(nodes, node) ? nodes[node] : undefined;
 }
 
 function replaces(next: NodeState, previous: NodeState): boolean {
@@ -92,7 +97,7 @@ export function present(record: DeploymentRecord, now: number): Deployment | und
   const expired = now >= Date.parse(spec.expiresAt);
   if (expired) {
     for (const node of record.expected) {
-      if (!nodes[node]) nodes[node] = { state: "missing", at: spec.expiresAt, reason: "did not report before the command expired" };
+      if (!reportOf(nodes, node)) nodes[node] = { state: "missing", at: spec.expiresAt, reason: "did not report before the command expired" };
     }
   }
   const state = deploymentState(record.expected, nodes, expired);
@@ -117,7 +122,10 @@ export function deploymentState(expected: readonly string[], nodes: Record<strin
   const reports = Object.values(nodes);
   if (reports.some((r) => BAD.has(r.state))) return "failed";
   if (reports.length === 0) return expired ? "failed" : "queued";
-  const allExpectedDone = expected.every((node) => nodes[node] && FINAL.has(nodes[node].state));
+  const allExpectedDone = expected.every((node) => {
+    const report = reportOf(nodes, node);
+    return report !== undefined && FINAL.has(report.state);
+  });
   if (allExpectedDone && reports.every((r) => FINAL.has(r.state))) return "succeeded";
   return "running";
 }

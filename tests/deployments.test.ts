@@ -138,6 +138,20 @@ const cases: Case[] = [
   ],
   ["expired with no node expected and none reporting: failed", [created([])], AFTER_EXPIRY, "failed", {}],
   [
+    "nodes named like Object's own methods are nodes like any other",
+    [created(["constructor", "toString"]), node("constructor", "received", 1), node("constructor", "succeeded", 2)],
+    AFTER_EXPIRY,
+    "failed",
+    { constructor: "succeeded", toString: "missing" },
+  ],
+  [
+    "a node named constructor that succeeded is done",
+    [created(["constructor"]), node("constructor", "succeeded", 2)],
+    BEFORE_EXPIRY,
+    "succeeded",
+    { constructor: "succeeded" },
+  ],
+  [
     "node reports before the created record are kept",
     [node("a", "received", 1), node("a", "succeeded", 2), created(["a"])],
     BEFORE_EXPIRY,
