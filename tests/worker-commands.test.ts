@@ -160,6 +160,8 @@ describe("rollback, signal, hook, ping", () => {
 
       const unknown = await t.send({ command: "signal", args: { service: "db", signal: "HUP" } });
       expect(await t.outcome(unknown, "n1")).toMatchObject({ state: "failed", reason: "service db is not in ARBEIDER_SERVICES on this node" });
+      const inherited = await t.send({ command: "signal", args: { service: "constructor", signal: "HUP" } });
+      expect(await t.outcome(inherited, "n1")).toMatchObject({ state: "failed", reason: "service constructor is not in ARBEIDER_SERVICES on this node" });
     }),
   );
 

@@ -68,6 +68,8 @@ describe("judgeMessage", () => {
     ["a redelivered id already executed", () => judge(base(), { state: { executed }, redelivered: true }), ["replay"]],
     ["a redelivered id already executed, expired since", () => judge(base({ expiresAt: at(-1) }), { state: { executed }, redelivered: true }), ["replay"]],
     ["a redelivered id not yet executed", () => judge(base(), { redelivered: true }), ["run"]],
+    ["an id named like an Object method, not executed", () => judge(base({ id: "constructor" }), { state: { executed } }), ["run"]],
+    ["a redelivered id named like an Object method, not executed", () => judge(base({ id: "toString" }), { redelivered: true }), ["run"]],
     [
       "an update issued before the last applied one",
       () => judge(base(), { state: { lastUpdateIssuedAt: at(0) } }),

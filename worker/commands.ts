@@ -43,7 +43,8 @@ export interface Outcome extends Result {
 
 function signal(command: Extract<Command, { command: "signal" }>, ctx: CommandContext): Result {
   const { service, signal } = command.args;
-  const pidfile = ctx.settings.env.ARBEIDER_SERVICES[service];
+  const services = ctx.settings.env.ARBEIDER_SERVICES;
+  const pidfile = Object.hasOwn(services, service) ? services[service] : undefined;
   if (!pidfile) throw new Error(`service ${service} is not in ARBEIDER_SERVICES on this node`);
   let text: string;
   try {

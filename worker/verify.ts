@@ -59,7 +59,7 @@ export function judgeMessage(message: Message, context: Context): Verdict {
   const command = parsed.value;
   const where = { deployment: command.deployment, id: command.id };
   if (command.fleet !== context.fleet) return refuse("rejected", `fleet: signed for fleet ${command.fleet}, this node is in ${context.fleet}`, where);
-  const executed = context.state.executed[command.id];
+  const executed = Object.hasOwn(context.state.executed, command.id) ? context.state.executed[command.id] : undefined;
   if (executed && message.redelivered) return { kind: "replay", command, outcome: executed.outcome };
   if (Date.parse(command.expiresAt) <= context.now) return refuse("rejected", `expired: at ${command.expiresAt}`, where);
   if (!targetMatches(command.target, context.node, context.groups)) {
