@@ -6,6 +6,7 @@
  * being re-established before the next webhook is accepted.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import amqp from "amqplib";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connectBroker, type Broker } from "../shared/broker.ts";
@@ -83,6 +84,29 @@ describe("webhook and broker", () => {
     expect(verifyBody(msg.content, msg.properties.headers?.["x-arbeider-signature"], parseVerifyKeys(keys.verifyPem))).toBe(true);
     const created = await fleet.waitEvent((e) => e.state === "created", "the created event");
     expect(created.spec).toEqual(JSON.parse(msg.content.toString()));
+  });
+
+  test("every message in the history stream, the webhook's position markers too, is persistent JSON with a timestamp", async () => {
+    const fleet = await fleetOfOwn();
+    const w = await webhook(fleet.fleet);
+    expect((await w.codeship()).status).toBe(202);
+    const connection = await amqp.connect(AMQP_URL);
+    cleanups.push(() => connection.close());
+    const reader = await connection.createChannel();
+    await reader.prefetch(100);
+    const seen: { headers: Record<string, unknown>; timestamp?: number; contentType?: string; deliveryMode?: number; body: string }[] = [];
+    await reader.consume(
+      fleet.names.history,
+      (msg) => {
+        if (!msg) return;
+        seen.push({ ...msg.properties, headers: msg.properties.headers ?? {}, body: msg.content.toString() });
+        reader.ack(msg);
+      },
+      { arguments: { "x-stream-offset": "first" } },
+    );
+    await waitUntil(() => seen.some((m) => m.body.includes('"state":"created"')), "the created event in the stream");
+    expect(seen.some((m) => m.headers["x-arbeider-sync"] !== undefined)).toBe(true);
+    for (const m of seen) expect([m.contentType, m.deliveryMode, typeof m.timestamp]).toEqual(["application/json", 2, "number"]);
   });
 
   test("a second webhook rebuilds the same view from the stream, and the same build is a duplicate there", async () => {

@@ -117,7 +117,7 @@ function appendMarker(channel: ConfirmChannel, stream: string, marker: string): 
     channel.sendToQueue(
       stream,
       Buffer.from(JSON.stringify({ sync: marker })),
-      { persistent: true, contentType: "application/json", headers: { [SYNC_HEADER]: marker } },
+      { persistent: true, contentType: "application/json", timestamp: Math.floor(Date.now() / 1000), headers: { [SYNC_HEADER]: marker } },
       (error) => (error ? reject(new Error("Cannot append a marker to the history stream", { cause: error })) : resolve()),
     );
   });
