@@ -79,13 +79,17 @@ describe("webhook process", () => {
 
   test("deno run -A webhook.ts serves /healthz", async () => {
     const fleet = await openFleet("deno");
-    const deno = join(import.meta.dir, "..", "node_modules", ".bin", "deno");
-    const { proc, url } = await startWebhook({ ...baseEnv(), ARBEIDER_FLEET: fleet.fleet, ARBEIDER_HISTORY_MAX_AGE: "1h" }, [deno, "run", "-A", "webhook.ts"]);
-    expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ ok: true });
-    const unauthorized = await fetch(`${url}/api/deployments`);
-    expect(unauthorized.status).toBe(401);
-    expect(await proc.stop()).toBe(0);
-    await fleet.cleanup();
+    try {
+      const deno = join(import.meta.dir, "..", "node_modules", ".bin", "deno");
+      const { proc, url } = await startWebhook({ ...baseEnv(), ARBEIDER_FLEET: fleet.fleet, ARBEIDER_HISTORY_MAX_AGE: "1h" }, [deno, "run", "-A", "webhook.ts"]);
+      expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ ok: true });
+      const unauthorized = await fetch(`${url}/api/deployments`);
+      expect(unauthorized.status).toBe(401);
+      expect(await proc.stop()).toBe(0);
+    } finally {
+      // Also when an expectation failed: the fleet's exchanges and history stream go (afterAll stops the process).
+      await fleet.cleanup();
+    }
   }, 60_000);
 });
 
