@@ -47,7 +47,7 @@ interface Published {
 }
 
 /** An app with a recording publish, an in-memory view and a log kept in memory. */
-function harness(env: Record<string, string | undefined> = {}) {
+function harness(env: Record<string, string | undefined> = {}, clock: { now?: () => number } = {}) {
   const config = loadWebhookConfig({ ...FIXTURE_ENV, ...env });
   const published: Published[] = [];
   const lines: string[] = [];
@@ -70,6 +70,7 @@ function harness(env: Record<string, string | undefined> = {}) {
     log,
     view,
     connected: () => state.connected,
+    now: clock.now,
     keepAliveMs: 50,
     publish: async (exchange, routingKey, body, options) => {
       state.arrivals++;
@@ -401,13 +402,18 @@ describe("API", () => {
   });
 
   test("GET /api/deployments lists newest first and honours ?limit=", async () => {
-    const h = harness();
+    // A clock of our own: one deployment a second, so the order is the creation order.
+    let now = Date.now();
+    const h = harness({}, { now: () => now });
+    const created: string[] = [];
     for (let i = 0; i < 3; i++) {
-      await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: '{"command":"ping"}' });
-      await Bun.sleep(2);
+      const res = await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: '{"command":"ping"}' });
+      created.push((await res.json()).deployment);
+      now += 1000;
     }
     const all = (await (await h.app.request("/api/deployments", { headers: bearer })).json()).deployments;
     expect(all).toHaveLength(3);
+    expect(all.map((d: { id: string }) => d.id)).toEqual(created.reverse());
     expect(all.map((d: { createdAt: string }) => d.createdAt)).toEqual(all.map((d: { createdAt: string }) => d.createdAt).sort().reverse());
     const two = (await (await h.app.request("/api/deployments?limit=2", { headers: bearer })).json()).deployments;
     expect(two.map((d: { id: string }) => d.id)).toEqual(all.slice(0, 2).map((d: { id: string }) => d.id));
