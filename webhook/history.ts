@@ -67,15 +67,14 @@ export function followHistory(options: HistoryOptions) {
     const closed = new Promise<never>((_, reject) =>
       connection.once("close", () => reject(new Error(`Cannot read the history stream ${history}: the connection closed`))),
     );
-    closed.catch(() => {});
-    await Promise.race([untilReached(reached, progress, options.idleTimeoutMs ?? 30_000, history), closed]);
+    await untilReached(reached, closed, progress, options.idleTimeoutMs ?? 30_000, history);
     view.goLive();
     log.info("history read", { stream: history, nextOffset: offset, deployments: view.list(Number.MAX_SAFE_INTEGER).length });
   };
 }
 
-/** Resolves when `reached` does; rejects if no message arrived for `idleMs` before that. */
-function untilReached(reached: Promise<void>, progress: { lastMessage: number }, idleMs: number, stream: string): Promise<void> {
+/** Resolves when `reached` does; rejects when `closed` does, or if no message arrived for `idleMs` before that. */
+function untilReached(reached: Promise<void>, closed: Promise<never>, progress: { lastMessage: number }, idleMs: number, stream: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const check = setInterval(() => {
       if (Date.now() - progress.lastMessage <= idleMs) return;
@@ -85,6 +84,11 @@ function untilReached(reached: Promise<void>, progress: { lastMessage: number },
     void reached.then(() => {
       clearInterval(check);
       resolve();
+    });
+    // The check ends with the connection too; it would otherwise tick on for up to idleMs.
+    closed.catch((error) => {
+      clearInterval(check);
+      reject(error);
     });
   });
 }
