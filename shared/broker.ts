@@ -96,8 +96,12 @@ export function connectBroker(options: BrokerOptions): Broker {
       }
       const delay = backoffDelay(attempt++, backoff.base, backoff.max);
       await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, delay);
+        const timer = setTimeout(resolve, delay);
+        // close() wakes us: the timer goes too, so it cannot hold a stopping process for up to backoff.max.
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
     }
   }

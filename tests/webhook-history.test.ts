@@ -2,8 +2,9 @@
  * The webhook's broker side in-process against the real broker, each test in
  * its own fleet: the signed command on the target's routing key, the created
  * record in the history stream, a second webhook rebuilding the same view
- * from the stream (duplicates included), and a connection the broker closed
- * being re-established before the next webhook is accepted.
+ * from the stream (duplicates included), a connection the broker closed
+ * being re-established before the next webhook is accepted, and the broker
+ * module's close() leaving no reconnect timer behind.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import amqp from "amqplib";
@@ -17,7 +18,7 @@ import { loadWebhookConfig } from "../webhook.ts";
 import { createApp } from "../webhook/app.ts";
 import { followHistory } from "../webhook/history.ts";
 import { createView } from "../webhook/view.ts";
-import { AMQP_URL, openFleet, rabbitmqctl, waitUntil, type Fleet } from "./helpers.ts";
+import { AMQP_URL, openFleet, rabbitmqctl, startProcess, waitUntil, type Fleet } from "./helpers.ts";
 
 const API_KEY = "history-test-key-0123456789";
 const FIXTURES = join(import.meta.dir, "fixtures", "webhooks");
@@ -169,3 +170,26 @@ function closeConnection(name: string): void {
   if (!line) throw new Error(`no connection named ${name}`);
   rabbitmqctl("close_connection", line.split("\t")[0], "closed by a test");
 }
+
+describe("broker module", () => {
+  test("close() while waiting to reconnect leaves no timer behind: the process ends at once", async () => {
+    // A broker nobody answers at and a 30 s backoff (random fixed high): only a forgotten timer keeps the process.
+    const script = `
+      import { connectBroker } from ${JSON.stringify(join(import.meta.dir, "..", "shared", "broker.ts"))};
+      import { createLogger } from ${JSON.stringify(join(import.meta.dir, "..", "shared", "log.ts"))};
+      Math.random = () => 0.99;
+      const broker = connectBroker({ urls: ["amqp://guest:guest@127.0.0.1:1"], log: createLogger("warn"), name: "close test", backoffMs: { base: 30000, max: 30000 } });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await broker.close();
+      console.log("closed");
+    `;
+    const proc = startProcess(["bun", "-e", script], {});
+    await proc.waitForLog("closed");
+    const started = Date.now();
+    const timer = setTimeout(() => proc.child.kill("SIGKILL"), 10_000);
+    expect(await proc.exited).toBe(0);
+    clearTimeout(timer);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(proc.output()).toContain("cannot connect to broker");
+  }, 20_000);
+});
