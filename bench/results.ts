@@ -68,7 +68,7 @@ export function table(results: readonly Result[]): string {
     "| --- | ---: | ---: | ---: | --- | :-: |",
     ...results.map(
       (r) =>
-        `| ${r.metric} | ${show(r.value, r.unit)} | ${show(r.floor, r.unit)} | ${r.ratio === null ? "–" : `${r.ratio.toFixed(2)}x`} | ${r.goal || "–"} | ${r.met === null ? (r.goal ? "?" : "") : r.met ? "yes" : "**no**"} |`,
+        `| ${r.metric} | ${show(r.value, r.unit)} | ${show(r.floor, r.unit)} | ${r.ratio === null ? "–" : `${r.ratio < 10 ? r.ratio.toFixed(3) : r.ratio.toFixed(1)}x`} | ${r.goal || "–"} | ${r.met === null ? (r.goal ? "?" : "") : r.met ? "yes" : "**no**"} |`,
     ),
   ];
   return rows.join("\n");
