@@ -3,8 +3,10 @@
  * build ids (each a whole deploy: key check, validation, signing, confirmed
  * publish, history record) and Codeship steps that are not a success
  * (ignored), 50 connections for 10 s each. Floors on the same runtime: a bare
- * Hono app answering 202, and a Hono app doing HMAC plus one persistent
- * confirmed publish (bench/http-floor.ts). Peer: Debian's `webhook`
+ * Hono app answering 202, a Hono app doing HMAC plus one persistent
+ * confirmed publish, and one doing what the contract's order asks of the
+ * broker, a confirmed command then a confirmed record into a stream it
+ * follows (bench/http-floor.ts). Peer: Debian's `webhook`
  * (adnanh/webhook) with an HMAC rule running /bin/true, when installed.
  */
 import { spawnSync } from "node:child_process";
@@ -103,6 +105,10 @@ export async function webhookRate(h: Harness): Promise<Result[]> {
     procs.push(publish.proc);
     const publishRun = await measure({ url: publish.url, ...signed("success") });
     await publish.proc.stop();
+    const record = await startFloor(h, "record");
+    procs.push(record.proc);
+    const recordRun = await measure({ url: record.url, ...signed("success") });
+    await record.proc.stop();
 
     let peer: { accepted: LoadResult; ignored: LoadResult } | undefined;
     if (hasPeer()) {
@@ -126,6 +132,7 @@ export async function webhookRate(h: Harness): Promise<Result[]> {
       result("webhook accepted deploys/s vs HMAC+publish floor", accepted.rps, "req/s", publishRun.rps),
       result("webhook accepted p50 vs HMAC+publish floor", accepted.p50Ms, "ms", publishRun.p50Ms),
       result("webhook accepted p99 vs HMAC+publish floor", accepted.p99Ms, "ms", publishRun.p99Ms),
+      result("webhook accepted deploys/s vs command+record floor", accepted.rps, "req/s", recordRun.rps),
       result("webhook ignored steps/s vs bare Hono", ignored.rps, "req/s", bareRun.rps),
       result("webhook ignored p50 vs bare Hono", ignored.p50Ms, "ms", bareRun.p50Ms),
       result("webhook ignored p99 vs bare Hono", ignored.p99Ms, "ms", bareRun.p99Ms),
@@ -135,7 +142,7 @@ export async function webhookRate(h: Harness): Promise<Result[]> {
   }
 }
 
-async function startFloor(h: Harness, mode: "bare" | "publish"): Promise<{ proc: Proc; url: string }> {
+async function startFloor(h: Harness, mode: "bare" | "publish" | "record"): Promise<{ proc: Proc; url: string }> {
   const port = await freePort();
   const proc = h.spawn(["bun", "bench/http-floor.ts"], { BENCH_MODE: mode, PORT: String(port), BENCH_SECRET: SECRET, BENCH_EXCHANGE: `bench.floor.${port}` });
   await proc.waitForLine("listening");
