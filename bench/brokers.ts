@@ -12,6 +12,7 @@ import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import amqp from "amqplib";
+import { waitUntil } from "../tests/helpers.ts";
 import { freePort, rabbitmqctl, type Harness } from "./harness.ts";
 
 export interface BrokerHandle {
@@ -76,13 +77,11 @@ async function startPrivateBroker(h: Harness): Promise<BrokerHandle> {
     rmSync(base, { recursive: true, force: true });
   };
   h.onCleanup(close);
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    const ok = await amqp.connect(amqpUrl).then((c) => c.close().then(() => true), () => false);
-    if (ok) break;
-    if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`the private broker did not start:\n${proc.tail()}`);
-    await Bun.sleep(250);
-  }
+  const up = async () => {
+    if (proc.child.exitCode !== null) throw new Error(`the private broker exited:\n${proc.tail()}`);
+    return amqp.connect(amqpUrl).then((c) => c.close().then(() => true), () => false);
+  };
+  await waitUntil(up, `the private broker on port ${port}`, 90_000, 250);
   return {
     amqpUrl,
     closeAllConnections: () => void rabbitmqctl("-n", node, "close_all_connections", "--vhost", "/", "arbeider bench: simulated broker restart"),

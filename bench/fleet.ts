@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cloneNode, git } from "../tests/helpers.ts";
+import { cloneNode, git, waitUntil } from "../tests/helpers.ts";
 import { freePort, type Harness, type Proc } from "./harness.ts";
 import type { Tap } from "./tap.ts";
 
@@ -40,13 +40,11 @@ export async function startWebhook(h: Harness, fleet: string, env: Record<string
     ...env,
   });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (Date.now() > deadline || proc.child.exitCode !== null) throw new Error(`the webhook did not become healthy:\n${proc.tail()}`);
-    await Bun.sleep(20);
-  }
+  const healthy = async () => {
+    if (proc.child.exitCode !== null) throw new Error(`the webhook exited with ${proc.child.exitCode}:\n${proc.tail()}`);
+    return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+  };
+  await waitUntil(healthy, "the webhook's /healthz to answer 200", 30_000, 20);
   const webhook: Webhook = {
     proc,
     url,

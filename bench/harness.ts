@@ -7,13 +7,15 @@
  * "consuming" line is timed to the millisecond). `cleanup` stops every
  * process and deletes the vhost and folder; it also runs on Ctrl-C.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { makeKeys } from "../tests/helpers.ts";
+import { makeKeys, rabbitmqctl, waitUntil } from "../tests/helpers.ts";
+
+export { rabbitmqctl };
 
 export const ROOT = resolve(import.meta.dir, "..");
 export const BUN = process.execPath;
@@ -57,13 +59,6 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
-/** `rabbitmqctl -q` with arguments; throws with its stderr. */
-export function rabbitmqctl(...args: string[]): string {
-  const result = spawnSync("rabbitmqctl", ["-q", ...args], { encoding: "utf8", env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
-  if (result.status !== 0) throw new Error(`rabbitmqctl ${args.join(" ")} failed: ${result.stderr || result.error}`);
-  return result.stdout;
-}
-
 /** A TCP port nobody listens on right now. */
 export function freePort(): Promise<number> {
   return new Promise((done, fail) => {
@@ -77,8 +72,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
-export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+export function waitForPort(port: number, timeoutMs = 15_000): Promise<unknown> {
   const open = () =>
     new Promise<boolean>((done) => {
       const socket = connect(port, "127.0.0.1");
@@ -88,10 +82,7 @@ export async function waitForPort(port: number, timeoutMs = 15_000): Promise<voi
       });
       socket.once("error", () => done(false));
     });
-  while (!(await open())) {
-    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
-    await Bun.sleep(20);
-  }
+  return waitUntil(open, `a listener on port ${port}`, timeoutMs, 20);
 }
 
 /** Deletes vhosts left by bench runs whose process is gone (a run killed with SIGKILL cannot clean up). */
