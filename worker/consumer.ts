@@ -81,11 +81,13 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     if (!delivery.open()) return log.info("channel closed before the command started; it comes again", { command: command.id });
     const about = { command: command.id, deployment: command.deployment, kind: command.command };
     log.info("command received", about);
+    const quick = command.command === "ping";
     busy = true;
     try {
-      await report(event(command, "received"));
-      store.update((s) => ({ ...s, running: { id: command.id } }));
-      await report(event(command, "started"));
+      // received and started go out at once; their confirms are awaited with the outcome's, before the ack.
+      const pending = quick ? [] : [report(event(command, "received"))];
+      if (!quick) store.update((s) => ({ ...s, running: { id: command.id } }));
+      if (!quick) pending.push(report(event(command, "started")));
       const outcome = await execute(command, {
         settings,
         state: store.state,
@@ -98,9 +100,9 @@ export function createConsumer(options: ConsumerOptions): Consumer {
         ...outcome.remember,
         running: undefined,
         executed: { ...s.executed, [command.id]: { expiresAt: command.expiresAt, outcome: final } },
-      }));
+      }), !quick);
       log.info("command finished", { ...about, state: final.state, reason: final.reason, durationMs: final.durationMs });
-      await report(final);
+      await Promise.all([...pending, report(final)]);
       delivery.ack();
     } finally {
       busy = false;

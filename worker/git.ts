@@ -4,6 +4,8 @@
  * protocol schema checked them (no leading dash, hex only), and every value
  * sits behind `--` or inside a full refspec, so none can be read as an option.
  */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { run, type Tail } from "./run.ts";
 
 /** A git command that failed: which one, and git's own words. */
@@ -34,6 +36,36 @@ export async function git(repo: string, args: string[], options: GitOptions = {}
   throw new GitError(`git ${args[0]} failed: ${why}`);
 }
 
+/** HEAD read from the files git keeps it in (no process started), or undefined when the layout is unusual. */
+function readHeadFiles(repo: string): { sha?: string; branch?: string } | undefined {
+  const gitDir = join(repo, ".git");
+  try {
+    if (existsSync(join(gitDir, "commondir"))) return undefined;
+    const head = readFileSync(join(gitDir, "HEAD"), "utf8").trim();
+    if (/^[0-9a-f]{40}$/.test(head)) return { sha: head };
+    const match = /^ref: refs\/heads\/(.+)$/.exec(head);
+    if (!match) return undefined;
+    const branch = match[1];
+    const sha = readRefFile(gitDir, `refs/heads/${branch}`);
+    return sha && !/^[0-9a-f]{40}$/.test(sha) ? undefined : { sha, branch };
+  } catch {
+    return undefined;
+  }
+}
+
+function readRefFile(gitDir: string, ref: string): string | undefined {
+  try {
+    return readFileSync(join(gitDir, ref), "utf8").trim();
+  } catch {
+    try {
+      const line = readFileSync(join(gitDir, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`));
+      return line?.slice(0, 40);
+    } catch {
+      return undefined;
+    }
+  }
+}
+
 /** The full sha a revision names as a commit, or undefined. */
 export async function resolveCommit(repo: string, rev: string, options: GitOptions = {}): Promise<string | undefined> {
   const result = await exec(repo, ["rev-parse", "--verify", "--quiet", "--end-of-options", `${rev}^{commit}`], options);
@@ -41,10 +73,15 @@ export async function resolveCommit(repo: string, rev: string, options: GitOptio
 }
 
 /** The commit HEAD is at, or undefined in a repository without commits. */
-export const headCommit = (repo: string, options: GitOptions = {}) => resolveCommit(repo, "HEAD", options);
+export const headCommit = (repo: string, options: GitOptions = {}) => {
+  const fast = readHeadFiles(repo);
+  return fast ? Promise.resolve(fast.sha) : resolveCommit(repo, "HEAD", options);
+};
 
 /** The branch HEAD is on, or undefined when HEAD is detached. */
 export async function currentBranch(repo: string, options: GitOptions = {}): Promise<string | undefined> {
+  const fast = readHeadFiles(repo);
+  if (fast) return fast.branch;
   const result = await exec(repo, ["symbolic-ref", "--quiet", "--short", "HEAD"], options);
   return result.code === 0 ? result.stdout.trim() : undefined;
 }
@@ -53,7 +90,8 @@ export async function currentBranch(repo: string, options: GitOptions = {}): Pro
 export async function fetchBranch(repo: string, branch: string, options: GitOptions): Promise<string> {
   const remoteRef = `refs/remotes/origin/${branch}`;
   await git(repo, ["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", "--", `+refs/heads/${branch}:${remoteRef}`], options);
-  const tip = await resolveCommit(repo, remoteRef, options);
+  const fast = existsSync(join(repo, ".git", "commondir")) ? undefined : readRefFile(join(repo, ".git"), remoteRef);
+  const tip = fast && /^[0-9a-f]{40}$/.test(fast) ? fast : await resolveCommit(repo, remoteRef, options);
   if (!tip) throw new GitError(`branch ${branch} has no commit on origin`);
   return tip;
 }
@@ -73,7 +111,6 @@ export async function isAncestor(repo: string, commit: string, tip: string, opti
 export async function checkoutAt(repo: string, branch: string | undefined, sha: string, options: GitOptions): Promise<void> {
   const where = branch ? ["-B", branch, sha] : ["--detach", sha];
   await git(repo, ["checkout", "--quiet", "--force", ...where, "--"], options);
-  await git(repo, ["reset", "--quiet", "--hard", sha, "--"], options);
   const head = await headCommit(repo, options);
   const onBranch = await currentBranch(repo, options);
   if (head !== sha || onBranch !== branch) {

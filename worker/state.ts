@@ -52,12 +52,12 @@ export function readState(file: string): State {
 }
 
 /** Replaces the state file atomically: write a temporary file, sync it, rename it over the old one. */
-export function writeState(file: string, state: State): void {
+export function writeState(file: string, state: State, durable = true): void {
   const temporary = `${file}.${process.pid}.tmp`;
   const fd = openSync(temporary, "w", 0o600);
   try {
     writeSync(fd, `${JSON.stringify(state, null, 1)}\n`);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -68,7 +68,7 @@ export function writeState(file: string, state: State): void {
 export interface Store {
   readonly state: State;
   /** Applies `change`, prunes expired ids, writes the file. */
-  update(change: (state: State) => State): void;
+  update(change: (state: State) => State, durable?: boolean): void;
 }
 
 export function openStore(file: string, now = Date.now): Store {
@@ -77,9 +77,9 @@ export function openStore(file: string, now = Date.now): Store {
     get state() {
       return state;
     },
-    update(change) {
+    update(change, durable = true) {
       state = pruneExecuted(change(state), now());
-      writeState(file, state);
+      writeState(file, state, durable);
     },
   };
 }

@@ -66,9 +66,9 @@ export async function update(command: Update, ctx: CommandContext): Promise<Resu
   const repo = ctx.settings.repo;
   const before = await position(repo);
   const tip = await fetchBranch(repo, branch, { deadline: ctx.deadline, tail: ctx.tail });
-  const sha = commit ? await resolveCommit(repo, commit) : tip;
+  const sha = commit && commit !== tip ? await resolveCommit(repo, commit) : tip;
   if (!sha) throw new Error(`commit ${commit} is not on branch ${branch} of origin (unknown commit)`);
-  if (!(await isAncestor(repo, sha, tip))) throw new Error(`commit ${commit} is not on branch ${branch} of origin`);
+  if (sha !== tip && !(await isAncestor(repo, sha, tip))) throw new Error(`commit ${commit} is not on branch ${branch} of origin`);
 
   const to = { branch, sha };
   await switchTo(ctx, to, before);
