@@ -1,7 +1,8 @@
 /**
  * The worker's pure pieces, without a broker: the verdict on a message in the
  * contract's order, the state file (pruning, atomic writes, refusing a broken
- * file), the checkout lock, and the output tail.
+ * file), the checkout lock, the output tail, and that a started process's
+ * group is known at once.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
@@ -12,7 +13,7 @@ import type { Command, Event } from "../shared/protocol.ts";
 import { generateKeyPair, parseSigningKey, parseVerifyKeys } from "../shared/signing.ts";
 import { acquireLock } from "../worker/lock.ts";
 import { stampOf } from "../worker/proc.ts";
-import { createTail } from "../worker/run.ts";
+import { createTail, run } from "../worker/run.ts";
 import { emptyState, openStore, pruneExecuted, readState, type State } from "../worker/state.ts";
 import { judgeMessage, type Context, type Verdict } from "../worker/verify.ts";
 import { command, removeDirs, sign, tempDir } from "./helpers.ts";
@@ -156,5 +157,16 @@ describe("output tail", () => {
     const utf8 = createTail(5);
     utf8.push(new TextEncoder().encode("xxäöü")); // ä ö ü are two bytes each: the cut falls inside ä
     expect(utf8.text()).toBe("öü");
+  });
+});
+
+describe("processes", () => {
+  test("the process group is told before run() returns, not on a later event, so a crash right after the start knows whom to end", async () => {
+    let told: number | undefined;
+    const done = run(["sh", "-c", "echo $$"], { cwd: dir(), deadline: Date.now() + 10_000, onSpawn: (pgid) => (told = pgid) });
+    expect(told).toBeNumber();
+    const result = await done;
+    expect(result.code).toBe(0);
+    expect(Number(result.stdout.trim())).toBe(told!);
   });
 });

@@ -94,7 +94,6 @@ export function run(argv: readonly string[], options: RunOptions): Promise<RunRe
     };
 
     child.once("error", (error) => finish({ code: null, signal: null, error: error.message }));
-    child.once("spawn", () => options.onSpawn?.(child.pid!));
     child.once("exit", (code, signal) => {
       // Output still in the pipes arrives before 'close'; a daemon the process
       // left behind may hold the pipes open forever, so wait only briefly.
@@ -107,6 +106,9 @@ export function run(argv: readonly string[], options: RunOptions): Promise<RunRe
         finish({ code, signal });
       });
     });
+    // Told at once, not on the 'spawn' event: the process already runs, and a worker killed before
+    // that event was handled would restart without knowing which process group to end.
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
   });
 }
 
