@@ -121,6 +121,7 @@ async function removeFleet(fleet: string): Promise<void> {
     setup: async (channel: ConfirmChannel) => {
       for (const node of NODES) await channel.deleteQueue(n.nodeQueue(node));
       await channel.deleteQueue(n.history);
+      await channel.deleteQueue(n.heartbeats);
       await channel.deleteExchange(n.commands);
       await channel.deleteExchange(n.events);
       done();

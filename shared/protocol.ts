@@ -133,6 +133,7 @@ export function names(fleet: string) {
     commands: `${prefix}.commands`,
     events: `${prefix}.events`,
     history: `${prefix}.history`,
+    heartbeats: `${prefix}.heartbeats`,
     nodeQueue: (node: string) => `${prefix}.node.${node}`,
   };
 }

@@ -39,25 +39,49 @@ export async function declareNodeQueue(
 }
 
 /**
- * The history stream, bound to every deployment event. It is declared on a
- * channel of its own: if it already exists with another retention (set by
- * another process or by a policy), the broker refuses the declaration, and
- * that refusal closes only the side channel; the existing stream is kept.
+ * A stream queue bound to the events exchange. It is declared on a channel of
+ * its own: if it already exists with other arguments (set by another process
+ * or by a policy), the broker refuses the declaration, and that refusal closes
+ * only the side channel; the existing stream is kept.
  */
-export async function declareHistory(connection: Connection, fleet: string, maxAge: string, log: Logger): Promise<string> {
-  const n = names(fleet);
+async function declareStream(
+  connection: Connection,
+  options: { fleet: string; name: string; binding: string; args: Record<string, unknown>; log: Logger },
+): Promise<string> {
+  const { name, binding } = options;
+  const events = names(options.fleet).events;
   const side = await connection.createChannel();
   side.on("error", () => {});
   try {
-    await side.assertQueue(n.history, { durable: true, arguments: { "x-queue-type": "stream", "x-max-age": maxAge } });
-    await side.bindQueue(n.history, n.events, "deployment.#");
+    await side.assertQueue(name, { durable: true, arguments: { "x-queue-type": "stream", ...options.args } });
+    await side.bindQueue(name, events, binding);
     await side.close();
   } catch (error) {
-    log.warn("history stream exists with other arguments; keeping it", { queue: n.history, error: (error as Error).message });
+    options.log.warn("stream exists with other arguments; keeping it", { queue: name, error: (error as Error).message });
     const check = await connection.createChannel();
-    await check.checkQueue(n.history);
-    await check.bindQueue(n.history, n.events, "deployment.#");
+    await check.checkQueue(name);
+    await check.bindQueue(name, events, binding);
     await check.close();
   }
-  return n.history;
+  return name;
+}
+
+/** The history stream: every deployment event, kept for `maxAge` (e.g. `30D`). */
+export function declareHistory(connection: Connection, fleet: string, maxAge: string, log: Logger): Promise<string> {
+  return declareStream(connection, { fleet, name: names(fleet).history, binding: "deployment.#", args: { "x-max-age": maxAge }, log });
+}
+
+/**
+ * The heartbeats stream: every node's recent heartbeats, so a webhook that
+ * starts knows which nodes are online at once instead of after a heartbeat
+ * period. Small segments let the one-hour retention actually drop old ones.
+ */
+export function declareHeartbeats(connection: Connection, fleet: string, log: Logger): Promise<string> {
+  return declareStream(connection, {
+    fleet,
+    name: names(fleet).heartbeats,
+    binding: "heartbeat.#",
+    args: { "x-max-age": "1h", "x-stream-max-segment-size-bytes": 4_000_000 },
+    log,
+  });
 }

@@ -185,6 +185,7 @@ export async function openFleet(prefix = "t", url = AMQP_URL, fleet = `${prefix}
       side.on("error", () => {});
       for (const node of nodes) await side.deleteQueue(n.nodeQueue(node)).catch(() => {});
       await side.deleteQueue(n.history).catch(() => {});
+      await side.deleteQueue(n.heartbeats).catch(() => {});
       await side.deleteExchange(n.commands).catch(() => {});
       await side.deleteExchange(n.events).catch(() => {});
       await connection.close().catch(() => {});

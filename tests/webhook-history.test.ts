@@ -147,6 +147,32 @@ describe("webhook and broker", () => {
     expect(created.expected).toEqual(["web-1", "web-2"]);
   });
 
+  test("a webhook that starts after the nodes' last heartbeats knows them online at once, and an old heartbeat is not online", async () => {
+    const fleet = await fleetOfOwn();
+    // The first webhook declares the heartbeats stream; the heartbeats are sent before the second one starts.
+    await webhook(fleet.fleet, "first");
+    const now = Date.now();
+    const beat = { v: 1, groups: ["web"], commit: null, branch: null, busy: false, version: "test" };
+    const beats = [
+      { ...beat, node: "web-1", at: new Date(now - 2_000).toISOString() },
+      { ...beat, node: "web-2", at: new Date(now - 1_000).toISOString() },
+      // Five minutes old: inside the window read at start, but long offline for a 15 s period.
+      { ...beat, node: "gone", at: new Date(now - 300_000).toISOString() },
+    ];
+    for (const b of beats) {
+      (fleet.channel as unknown as { publish: Function }).publish(fleet.names.events, heartbeatKey(b.node), Buffer.from(JSON.stringify(b)), { persistent: true });
+    }
+    await (fleet.channel as unknown as { waitForConfirms(): Promise<void> }).waitForConfirms();
+
+    const later = await webhook(fleet.fleet, "later");
+    const nodes = later.view.nodes();
+    expect(nodes.map((n) => [n.node, n.online])).toEqual([["gone", false], ["web-1", true], ["web-2", true]]);
+    expect(nodes.find((n) => n.node === "web-1")!.lastSeen).toBe(beats[0]!.at);
+    expect((await later.codeship()).status).toBe(202);
+    const created = await fleet.waitEvent((e) => e.state === "created", "the created event");
+    expect(created.expected).toEqual(["web-1", "web-2"]);
+  });
+
   test("a connection the broker closed is re-established, and the next webhook is accepted", async () => {
     const fleet = await fleetOfOwn();
     const w = await webhook(fleet.fleet, "reconnecting");

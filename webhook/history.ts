@@ -1,76 +1,109 @@
 /**
  * Feeds the view from the broker. `followHistory` returns the setup that
- * shared/broker.ts runs on every new channel: declare the topology, listen to
- * heartbeats on an exclusive queue, and read the history stream from the
- * beginning (or, after a reconnect, from just after the last offset seen),
- * following it live. The setup returns only once the stream has been read up
- * to a marker it appended itself, so while `broker.connected` is false the
- * view may be stale and nothing is published: no duplicate slips through.
+ * shared/broker.ts runs on every new channel: declare the topology, then read
+ * two streams and follow them live: the history stream from the beginning,
+ * and the heartbeats stream over its last minutes, so a webhook that starts
+ * knows at once which nodes are online (after a reconnect each resumes just
+ * after the last offset seen). The setup returns only once both have been
+ * read up to markers it appended itself, so while `broker.connected` is false
+ * the view may be stale and nothing is published: no duplicate slips through,
+ * and no deployment is created expecting too few nodes.
  */
 import { randomUUID } from "node:crypto";
 import type { ConfirmChannel, Connection, ConsumeMessage } from "../shared/broker.ts";
 import type { Logger } from "../shared/log.ts";
-import { Event, Heartbeat, names, parseJson } from "../shared/protocol.ts";
-import { declareExchanges, declareHistory } from "../shared/topology.ts";
+import { Event, Heartbeat, parseJson } from "../shared/protocol.ts";
+import { declareExchanges, declareHeartbeats, declareHistory } from "../shared/topology.ts";
 import type { View } from "./view.ts";
 
-/** Header of the marker messages a webhook appends to the stream to know where its end is. */
+/** Header of the marker messages a webhook appends to a stream to know where its end is. */
 export const SYNC_HEADER = "x-arbeider-sync";
+
+/** How far back a starting webhook reads heartbeats: longer than any node's online window in practice. */
+export const HEARTBEAT_WINDOW = "15m";
 
 export interface HistoryOptions {
   fleet: string;
   maxAge: string;
   view: View;
   log: Logger;
-  /** Give up (and reconnect) when the stream is silent this long before the marker arrives. */
+  /** Give up (and reconnect) when a stream is silent this long before its marker arrives. */
   idleTimeoutMs?: number;
 }
 
 /** The broker setup that keeps `view` up to date. */
 export function followHistory(options: HistoryOptions) {
   const { fleet, view, log } = options;
-  const n = names(fleet);
-  let offset: number | "first" = "first";
+  const idleMs = options.idleTimeoutMs ?? 30_000;
+  // Where each stream is read from on the next connection.
+  const from: { history: number | string; heartbeats: number | string } = { history: "first", heartbeats: HEARTBEAT_WINDOW };
 
   return async function setup(channel: ConfirmChannel, connection: Connection): Promise<void> {
     await declareExchanges(channel, fleet);
     const history = await declareHistory(connection, fleet, options.maxAge, log);
-    await followHeartbeats(channel, n.events, view, log);
-
-    const marker = randomUUID();
-    await appendMarker(channel, history, marker);
-    let caughtUp!: () => void;
-    const reached = new Promise<void>((resolve) => (caughtUp = resolve));
-    const progress = { lastMessage: Date.now() };
-
-    // A stream consumer needs a prefetch and acks; each ack lets the broker send more.
-    await channel.prefetch(1000);
-    await channel.consume(
-      history,
-      (msg) => {
-        if (!msg) {
-          // The broker cancelled us (the stream was deleted): start over on a new connection.
-          log.warn("history consumer cancelled by the broker; reconnecting");
-          void connection.close().catch(() => {});
-          return;
-        }
-        progress.lastMessage = Date.now();
-        const at = msg.properties.headers?.["x-stream-offset"];
-        if (typeof at === "number") offset = at + 1;
-        channel.ack(msg);
-        const sync = msg.properties.headers?.[SYNC_HEADER];
-        if (sync === marker) caughtUp();
-        else if (sync === undefined) readEvent(msg, view, log);
-      },
-      { noAck: false, arguments: { "x-stream-offset": offset } },
-    );
+    const heartbeats = await declareHeartbeats(connection, fleet, log);
     const closed = new Promise<never>((_, reject) =>
-      connection.once("close", () => reject(new Error(`Cannot read the history stream ${history}: the connection closed`))),
+      connection.once("close", () => reject(new Error("Cannot read the history streams: the connection closed"))),
     );
-    await untilReached(reached, closed, progress, options.idleTimeoutMs ?? 30_000, history);
+    closed.catch(() => {});
+    // Stream consumers need a prefetch and acks; each ack lets the broker send more.
+    await channel.prefetch(1000);
+    const common = { channel, connection, closed, idleMs, log };
+    let replaying = true;
+    await Promise.all([
+      readStream({ ...common, stream: history, from: from.history, onOffset: (at) => (from.history = at + 1), onMessage: (msg) => readEvent(msg, view, log) }),
+      readStream({
+        ...common,
+        stream: heartbeats,
+        from: from.heartbeats,
+        onOffset: (at) => (from.heartbeats = at + 1),
+        onMessage: (msg) => readHeartbeat(msg, view, log, replaying),
+      }).then(() => (replaying = false)),
+    ]);
     view.goLive();
-    log.info("history read", { stream: history, nextOffset: offset, deployments: view.list(Number.MAX_SAFE_INTEGER).length });
+    log.info("history read", { stream: history, nextOffset: from.history, deployments: view.list(Number.MAX_SAFE_INTEGER).length, nodes: view.nodes().length });
   };
+}
+
+interface StreamReading {
+  channel: ConfirmChannel;
+  connection: Connection;
+  closed: Promise<never>;
+  idleMs: number;
+  log: Logger;
+  stream: string;
+  from: number | string;
+  onOffset: (offset: number) => void;
+  onMessage: (msg: ConsumeMessage) => void;
+}
+
+/** Consumes `stream` from `from` and follows it live; resolves once a marker appended now has been read. */
+async function readStream(o: StreamReading): Promise<void> {
+  const marker = randomUUID();
+  await appendMarker(o.channel, o.stream, marker);
+  let caughtUp!: () => void;
+  const reached = new Promise<void>((resolve) => (caughtUp = resolve));
+  const progress = { lastMessage: Date.now() };
+  await o.channel.consume(
+    o.stream,
+    (msg) => {
+      if (!msg) {
+        // The broker cancelled us (the stream was deleted): start over on a new connection.
+        o.log.warn("stream consumer cancelled by the broker; reconnecting", { stream: o.stream });
+        void o.connection.close().catch(() => {});
+        return;
+      }
+      progress.lastMessage = Date.now();
+      const at = msg.properties.headers?.["x-stream-offset"];
+      if (typeof at === "number") o.onOffset(at);
+      o.channel.ack(msg);
+      const sync = msg.properties.headers?.[SYNC_HEADER];
+      if (sync === marker) caughtUp();
+      else if (sync === undefined) o.onMessage(msg);
+    },
+    { noAck: false, arguments: { "x-stream-offset": o.from } },
+  );
+  await untilReached(reached, o.closed, progress, o.idleMs, o.stream);
 }
 
 /** Resolves when `reached` does; rejects when `closed` does, or if no message arrived for `idleMs` before that. */
@@ -79,7 +112,7 @@ function untilReached(reached: Promise<void>, closed: Promise<never>, progress: 
     const check = setInterval(() => {
       if (Date.now() - progress.lastMessage <= idleMs) return;
       clearInterval(check);
-      reject(new Error(`Cannot read the history stream ${stream}: no message for ${idleMs} ms before its end`));
+      reject(new Error(`Cannot read the stream ${stream}: no message for ${idleMs} ms before its end`));
     }, Math.min(1000, idleMs));
     void reached.then(() => {
       clearInterval(check);
@@ -93,20 +126,15 @@ function untilReached(reached: Promise<void>, closed: Promise<never>, progress: 
   });
 }
 
-/** Heartbeats go to a queue of this connection alone: only the live ones matter. */
-async function followHeartbeats(channel: ConfirmChannel, events: string, view: View, log: Logger): Promise<void> {
-  const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
-  await channel.bindQueue(queue, events, "heartbeat.#");
-  await channel.consume(
-    queue,
-    (msg) => {
-      if (!msg) return;
-      const heartbeat = parseJson(Heartbeat, msg.content);
-      if (heartbeat.ok) view.heartbeat(heartbeat.value);
-      else log.debug("ignoring a malformed heartbeat", { routingKey: msg.fields.routingKey });
-    },
-    { noAck: true },
-  );
+/**
+ * A replayed heartbeat counts from when the node sent it (never later than
+ * now); a live one from when it arrived, which a node's wrong clock cannot skew.
+ */
+function readHeartbeat(msg: ConsumeMessage, view: View, log: Logger, replayed: boolean): void {
+  const heartbeat = parseJson(Heartbeat, msg.content);
+  if (!heartbeat.ok) return log.debug("ignoring a malformed heartbeat", { routingKey: msg.fields.routingKey });
+  const now = Date.now();
+  view.heartbeat(heartbeat.value, replayed ? Math.min(Date.parse(heartbeat.value.at), now) : now);
 }
 
 function readEvent(msg: ConsumeMessage, view: View, log: Logger): void {
@@ -122,7 +150,7 @@ function appendMarker(channel: ConfirmChannel, stream: string, marker: string): 
       stream,
       Buffer.from(JSON.stringify({ sync: marker })),
       { persistent: true, contentType: "application/json", timestamp: Math.floor(Date.now() / 1000), headers: { [SYNC_HEADER]: marker } },
-      (error) => (error ? reject(new Error("Cannot append a marker to the history stream", { cause: error })) : resolve()),
+      (error) => (error ? reject(new Error(`Cannot append a marker to the stream ${stream}`, { cause: error })) : resolve()),
     );
   });
 }

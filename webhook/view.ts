@@ -73,10 +73,11 @@ export function createView(options: { now?: () => number } = {}) {
       if (event.state === "created" && record === before) return;
       tell({ kind: "event", event, deployment: present(record, now()) });
     },
-    /** Records a heartbeat; the node's period is learned from the gap to its previous one. */
-    heartbeat(heartbeat: Heartbeat): void {
-      const at = now();
+    /** Records a heartbeat seen at `at` (ms); the node's period is learned from the gap to its previous one. */
+    heartbeat(heartbeat: Heartbeat, at = now()): void {
       const previous = seen.get(heartbeat.node);
+      // A replayed heartbeat older than what is known already adds nothing.
+      if (previous && at < previous.lastSeen) return;
       const gaps = previous ? nextGaps(previous, at - previous.lastSeen) : [];
       const periodMs = gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
       seen.set(heartbeat.node, { heartbeat, lastSeen: at, gaps, periodMs });
