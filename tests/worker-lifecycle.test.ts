@@ -158,7 +158,7 @@ describe("crashes and downtime", () => {
 });
 
 describe("presence", () => {
-  test.concurrent("heartbeats come every ARBEIDER_HEARTBEAT_SECONDS and right after every command", () =>
+  test.concurrent("heartbeats come every ARBEIDER_HEARTBEAT_SECONDS and right after every command but a ping", () =>
     withNodes([{ id: "steady", groups: ["web"] }, { id: "quiet" }], async (t) => {
       await Promise.all([t.start("steady", { ARBEIDER_HEARTBEAT_SECONDS: "1" }), t.start("quiet")]);
       const of = (node: string) => t.fleet.heartbeats.filter((h) => h.node === node);
@@ -167,10 +167,13 @@ describe("presence", () => {
       const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
       expect(beat).toMatchObject({ node: "steady", groups: ["web"], commit: t.base, branch: "master", busy: false, version });
 
-      // quiet beats once at start and then only after a command (its period is a minute).
+      // quiet beats once at start and then only after a command that can change it (its period is a minute):
+      // not after a ping, whose outcome already carries the commit and branch.
       await waitUntil(() => of("quiet").length === 1, "quiet's first heartbeat");
       await t.outcome(await t.send({ command: "ping", target: "node:quiet", args: {} }), "quiet");
-      await waitUntil(() => of("quiet").length === 2, "quiet's heartbeat after the command");
+      const updated = await t.outcome(await t.send({ command: "update", target: "node:quiet", args: { branch: "master" } }), "quiet");
+      const second = await waitUntil(() => of("quiet")[1], "quiet's second heartbeat");
+      expect(Date.parse(String(second.at))).toBeGreaterThanOrEqual(Date.parse(updated.at));
     }),
   );
 

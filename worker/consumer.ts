@@ -81,13 +81,18 @@ export function createConsumer(options: ConsumerOptions): Consumer {
     if (!delivery.open()) return log.info("channel closed before the command started; it comes again", { command: command.id });
     const about = { command: command.id, deployment: command.deployment, kind: command.command };
     log.info("command received", about);
-    const quick = command.command === "ping";
+    // A ping has no steps and changes nothing: only its outcome is reported, its id is
+    // recorded without fsync (a replayed ping is harmless), and no heartbeat follows it.
+    const ping = command.command === "ping";
     busy = true;
     try {
       // received and started go out at once; their confirms are awaited with the outcome's, before the ack.
-      const pending = quick ? [] : [report(event(command, "received"))];
-      if (!quick) store.update((s) => ({ ...s, running: { id: command.id } }));
-      if (!quick) pending.push(report(event(command, "started")));
+      const pending: Promise<void>[] = [];
+      if (!ping) {
+        pending.push(report(event(command, "received")));
+        store.update((s) => ({ ...s, running: { id: command.id } }));
+        pending.push(report(event(command, "started")));
+      }
       const outcome = await execute(command, {
         settings,
         state: store.state,
@@ -100,14 +105,14 @@ export function createConsumer(options: ConsumerOptions): Consumer {
         ...outcome.remember,
         running: undefined,
         executed: { ...s.executed, [command.id]: { expiresAt: command.expiresAt, outcome: final } },
-      }), !quick);
+      }), !ping);
       log.info("command finished", { ...about, state: final.state, reason: final.reason, durationMs: final.durationMs });
       await Promise.all([...pending, report(final)]);
       delivery.ack();
     } finally {
       busy = false;
     }
-    options.afterCommand();
+    if (!ping) options.afterCommand();
   }
 
   async function handle(delivery: Delivery): Promise<void> {
