@@ -74,7 +74,9 @@ function account(provider: Provider, options: HookOptions): MiddlewareHandler<En
     await next();
     const outcome = c.get("outcome") ?? outcomeOf(c.res.status);
     options.metrics.webhook(provider, outcome);
-    const level = outcome === "unavailable" ? "warn" : "info";
+    // Codeship calls at every step of every build: an ignored step is normal traffic, counted in
+    // /metrics and answered with its reason, so it is logged at debug and does not flood the log.
+    const level = outcome === "unavailable" ? "warn" : outcome === "ignored" ? "debug" : "info";
     options.log[level]("webhook", { provider, outcome, status: c.res.status, ...c.get("detail"), error: c.error?.message });
   };
 }
