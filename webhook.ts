@@ -10,9 +10,9 @@
  */
 import { readFileSync } from "node:fs";
 import { connectBroker } from "./shared/broker.ts";
-import { ConfigError, loadConfig, WebhookEnv } from "./shared/config.ts";
+import { ConfigError, loadConfig, readVerifyKeyFiles, WebhookEnv } from "./shared/config.ts";
 import { createLogger, type Logger } from "./shared/log.ts";
-import { parseSigningKey, type SigningKey } from "./shared/signing.ts";
+import { parseSigningKey, verifyKeyOf, type SigningKey, type VerifyKey } from "./shared/signing.ts";
 import { createApp } from "./webhook/app.ts";
 import { followHistory } from "./webhook/history.ts";
 import { createMetrics } from "./webhook/metrics.ts";
@@ -71,9 +71,12 @@ export function stopSignal(): Promise<string> {
 export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
   let config: WebhookEnv;
   let signingKey: SigningKey;
+  let verifyKeys: VerifyKey[];
   try {
     config = loadWebhookConfig(env);
     signingKey = readSigningKey(config.ARBEIDER_SIGNING_KEY_FILE);
+    // Its own records, and those of the keys it replaced.
+    verifyKeys = [verifyKeyOf(signingKey), ...readVerifyKeyFiles(config.ARBEIDER_VERIFY_KEY_FILE)];
   } catch (error) {
     exitOnConfigError(error);
   }
@@ -85,7 +88,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     log,
     name: `arbeider webhook ${config.ARBEIDER_FLEET}`,
     // Runs on every (re)connect: topology, heartbeats, and the history read up to its end.
-    setup: followHistory({ fleet: config.ARBEIDER_FLEET, maxAge: config.ARBEIDER_HISTORY_MAX_AGE, view, log }),
+    setup: followHistory({ fleet: config.ARBEIDER_FLEET, maxAge: config.ARBEIDER_HISTORY_MAX_AGE, view, log, verifyKeys }),
   });
 
   const app = createApp({

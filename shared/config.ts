@@ -4,7 +4,9 @@
  * ConfigError naming the variable; each `main()` prints it and exits 2.
  */
 import * as v from "valibot";
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { parseVerifyKeys, type VerifyKey } from "./signing.ts";
 import { FLEET_PATTERN, NAME_PATTERN } from "./protocol.ts";
 
 /** A configuration problem: which variable, and what is wrong with it. */
@@ -24,6 +26,17 @@ export function loadConfig<S extends v.GenericSchema>(schema: S, env: Record<str
   const variable = v.getDotPath(issue) ?? "environment";
   const problem = issue.received === "undefined" ? "is required" : issue.message;
   throw new ConfigError(variable, problem);
+}
+
+/** The public keys in ARBEIDER_VERIFY_KEY_FILE's files, or a ConfigError naming the file that cannot be used. */
+export function readVerifyKeyFiles(files: readonly string[]): VerifyKey[] {
+  return files.flatMap((file) => {
+    try {
+      return parseVerifyKeys(readFileSync(file, "utf8"));
+    } catch (error) {
+      throw new ConfigError("ARBEIDER_VERIFY_KEY_FILE", `cannot use ${file}: ${(error as Error).message}`);
+    }
+  });
 }
 
 const text = (fallback: string) => v.optional(v.string(), fallback);
@@ -108,6 +121,11 @@ export const WebhookEnv = v.object({
   PORT: integer(8080, 0, 65_535),
   HOST: text("0.0.0.0"),
   ARBEIDER_SIGNING_KEY_FILE: v.string(),
+  /** Earlier webhooks' public keys, after a rotation: their `created` records are trusted too. */
+  ARBEIDER_VERIFY_KEY_FILE: v.pipe(
+    v.optional(v.string(), ""),
+    v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
+  ),
   ARBEIDER_API_KEY: v.pipe(
     v.string(),
     v.minLength(16, "must be at least 16 characters"),

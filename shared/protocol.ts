@@ -8,6 +8,9 @@ import * as v from "valibot";
 
 export const PROTOCOL_VERSION = 1;
 
+/** The message header holding the base64 Ed25519 signature of the exact body bytes. */
+export const SIGNATURE_HEADER = "x-arbeider-signature";
+
 /** Characters allowed in node ids and group names. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 export const FLEET_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -27,6 +27,11 @@ export function parseVerifyKeys(pem: string): VerifyKey[] {
   });
 }
 
+/** The public key that verifies what `key` signs. */
+export function verifyKeyOf(key: SigningKey): VerifyKey {
+  return createPublicKey(key);
+}
+
 /** The base64 signature of `body`. */
 export function signBody(body: Uint8Array, key: SigningKey): string {
   return sign(null, body, key).toString("base64");

@@ -18,7 +18,7 @@ import { loadWebhookConfig } from "../webhook.ts";
 import { createApp } from "../webhook/app.ts";
 import { followHistory } from "../webhook/history.ts";
 import { createView } from "../webhook/view.ts";
-import { AMQP_URL, openFleet, rabbitmqctl, startProcess, waitUntil, type Fleet } from "./helpers.ts";
+import { AMQP_URL, command, openFleet, rabbitmqctl, sign, startProcess, waitUntil, type Fleet } from "./helpers.ts";
 
 const API_KEY = "history-test-key-0123456789";
 const FIXTURES = join(import.meta.dir, "fixtures", "webhooks");
@@ -51,7 +51,7 @@ async function webhook(fleet: string, name = "one") {
     urls: [AMQP_URL],
     log: quiet,
     name: `webhook-history-test ${fleet} ${name}`,
-    setup: followHistory({ fleet, maxAge: "1h", view, log: quiet }),
+    setup: followHistory({ fleet, maxAge: "1h", view, log: quiet, verifyKeys: parseVerifyKeys(keys.verifyPem) }),
     backoffMs: { base: 50, max: 300 },
   });
   cleanups.push(() => broker.close());
@@ -171,6 +171,28 @@ describe("webhook and broker", () => {
     expect((await later.codeship()).status).toBe(202);
     const created = await fleet.waitEvent((e) => e.state === "created", "the created event");
     expect(created.expected).toEqual(["web-1", "web-2"]);
+  });
+
+  test("a created record not signed by the webhook's key (a node could publish one) does not make the real build a duplicate", async () => {
+    const fleet = await fleetOfOwn();
+    const id = "codeship-70811234";
+    const spec = command(fleet.fleet, { id, deployment: id, command: "update", args: { branch: "master" } });
+    const forged = { v: 1, deployment: id, command: id, state: "created", at: spec.issuedAt, spec, expected: [] };
+    const otherKey = parseSigningKey(generateKeyPair().signingPem);
+    for (const signature of [undefined, sign(forged, otherKey).signature]) {
+      (fleet.channel as unknown as { publish: Function }).publish(fleet.names.events, eventKey(id), Buffer.from(JSON.stringify(forged)), {
+        persistent: true,
+        headers: signature ? { "x-arbeider-signature": signature } : {},
+      });
+    }
+    await (fleet.channel as unknown as { waitForConfirms(): Promise<void> }).waitForConfirms();
+
+    const w = await webhook(fleet.fleet);
+    expect(w.view.has(id)).toBe(false);
+    expect(await (await w.codeship()).json()).toEqual({ deployment: id, duplicate: false });
+    // The webhook's own, signed record is trusted by the next webhook: the build is a duplicate there.
+    const again = await webhook(fleet.fleet, "again");
+    expect(await (await again.codeship()).json()).toEqual({ deployment: id, duplicate: true });
   });
 
   test("a connection the broker closed is re-established, and the next webhook is accepted", async () => {

@@ -43,6 +43,13 @@ describe("webhook process", () => {
     expect(output.trim().split("\n")).toHaveLength(1);
   });
 
+  test("an earlier verify key that cannot be read: exit 2 naming the variable", async () => {
+    const { code, output } = await exitOf({ ...baseEnv(), ARBEIDER_VERIFY_KEY_FILE: join(dir, "old-verify.pem") });
+    expect(code).toBe(2);
+    expect(output).toStartWith(`webhook: ARBEIDER_VERIFY_KEY_FILE: cannot use ${join(dir, "old-verify.pem")}`);
+    expect(output.trim().split("\n")).toHaveLength(1);
+  });
+
   test("a port that is taken or a host that is not this machine's: exit 2 and one line naming the variable", async () => {
     const taken = createServer().listen(0, "127.0.0.1");
     await once(taken, "listening");

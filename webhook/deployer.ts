@@ -17,6 +17,7 @@ import { signBody, type SigningKey } from "../shared/signing.ts";
 import {
   Command,
   PROTOCOL_VERSION,
+  SIGNATURE_HEADER,
   describeIssues,
   eventKey,
   names,
@@ -89,7 +90,7 @@ export function createDeployer(options: DeployerOptions): Deploy {
     const expected = view.expectedFor(command.target);
     await options.publish(n.commands, routingKey(command.target), body, {
       messageId: command.id,
-      headers: { "x-arbeider-signature": signBody(body, options.signingKey) },
+      headers: { [SIGNATURE_HEADER]: signBody(body, options.signingKey) },
     });
     options.onPublished?.(command);
     const created: Event = {
@@ -101,7 +102,11 @@ export function createDeployer(options: DeployerOptions): Deploy {
       spec: command,
       expected,
     };
-    await options.publish(n.events, eventKey(command.deployment), encoder.encode(JSON.stringify(created)));
+    // Signed like the command: readers of the history trust only records the webhook's key signed.
+    const record = encoder.encode(JSON.stringify(created));
+    await options.publish(n.events, eventKey(command.deployment), record, {
+      headers: { [SIGNATURE_HEADER]: signBody(record, options.signingKey) },
+    });
     // The stream will bring this event back; folding it in now makes a retry a duplicate at once.
     view.apply(created);
   }

@@ -12,7 +12,8 @@
 import { randomUUID } from "node:crypto";
 import type { ConfirmChannel, Connection, ConsumeMessage } from "../shared/broker.ts";
 import type { Logger } from "../shared/log.ts";
-import { Event, Heartbeat, parseJson } from "../shared/protocol.ts";
+import { Event, Heartbeat, SIGNATURE_HEADER, parseJson } from "../shared/protocol.ts";
+import { verifyBody, type VerifyKey } from "../shared/signing.ts";
 import { declareExchanges, declareHeartbeats, declareHistory } from "../shared/topology.ts";
 import type { View } from "./view.ts";
 
@@ -27,6 +28,8 @@ export interface HistoryOptions {
   maxAge: string;
   view: View;
   log: Logger;
+  /** The keys a `created` record must be signed with: this webhook's own, and earlier ones after a rotation. */
+  verifyKeys: readonly VerifyKey[];
   /** Give up (and reconnect) when a stream is silent this long before its marker arrives. */
   idleTimeoutMs?: number;
 }
@@ -51,7 +54,7 @@ export function followHistory(options: HistoryOptions) {
     const common = { channel, connection, closed, idleMs, log };
     let replaying = true;
     await Promise.all([
-      readStream({ ...common, stream: history, from: from.history, onOffset: (at) => (from.history = at + 1), onMessage: (msg) => readEvent(msg, view, log) }),
+      readStream({ ...common, stream: history, from: from.history, onOffset: (at) => (from.history = at + 1), onMessage: (msg) => readEvent(msg, options) }),
       readStream({
         ...common,
         stream: heartbeats,
@@ -137,10 +140,19 @@ function readHeartbeat(msg: ConsumeMessage, view: View, log: Logger, replayed: b
   view.heartbeat(heartbeat.value, replayed ? Math.min(Date.parse(heartbeat.value.at), now) : now);
 }
 
-function readEvent(msg: ConsumeMessage, view: View, log: Logger): void {
+/**
+ * Folds one history message into the view. Anyone who may publish events (every
+ * node does) could write a `created` record, and a false one would make the
+ * real build of that id a "duplicate" that never deploys: so a `created`
+ * record counts only when signed by a webhook's key, like the command itself.
+ */
+function readEvent(msg: ConsumeMessage, { view, log, verifyKeys }: HistoryOptions): void {
   const event = parseJson(Event, msg.content);
-  if (event.ok) view.apply(event.value);
-  else log.debug("ignoring a malformed history message", { routingKey: msg.fields.routingKey });
+  if (!event.ok) return log.debug("ignoring a malformed history message", { routingKey: msg.fields.routingKey });
+  if (event.value.state === "created" && !verifyBody(msg.content, msg.properties.headers?.[SIGNATURE_HEADER], verifyKeys)) {
+    return log.warn("ignoring a created record not signed by the webhook's key", { deployment: event.value.deployment });
+  }
+  view.apply(event.value);
 }
 
 /** Appends a marker straight to the stream (not through the events exchange, so event listeners never see it). */

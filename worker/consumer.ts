@@ -9,7 +9,7 @@
  */
 import { backoffDelay, type Broker, type ConfirmChannel, type ConsumeMessage } from "../shared/broker.ts";
 import type { Logger } from "../shared/log.ts";
-import { PROTOCOL_VERSION, eventKey, names, type Command, type Event } from "../shared/protocol.ts";
+import { PROTOCOL_VERSION, SIGNATURE_HEADER, eventKey, names, type Command, type Event } from "../shared/protocol.ts";
 import { declareExchanges, declareNodeQueue } from "../shared/topology.ts";
 import { execute, type Outcome } from "./commands.ts";
 import { stampOf } from "./proc.ts";
@@ -17,7 +17,6 @@ import type { Settings } from "./settings.ts";
 import type { Store } from "./state.ts";
 import { judgeMessage } from "./verify.ts";
 
-export const SIGNATURE_HEADER = "x-arbeider-signature";
 
 export interface Consumer {
   /** Declares the topology and starts consuming on `channel`. */

@@ -5,10 +5,10 @@
  * ConfigError naming its variable, which `main()` prints as one line before
  * exiting with status 2.
  */
-import { readFileSync, realpathSync, statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { ConfigError, WorkerEnv, loadConfig } from "../shared/config.ts";
-import { parseVerifyKeys, type VerifyKey } from "../shared/signing.ts";
+import { ConfigError, WorkerEnv, loadConfig, readVerifyKeyFiles } from "../shared/config.ts";
+import type { VerifyKey } from "../shared/signing.ts";
 import { run } from "./run.ts";
 
 export interface Settings {
@@ -22,16 +22,6 @@ export interface Settings {
   /** Configured update script, absolute; unset means `update.sh` of the checkout when present. */
   updateScript?: string;
   hooksDir?: string;
-}
-
-function readKeys(files: readonly string[]): VerifyKey[] {
-  return files.flatMap((file) => {
-    try {
-      return parseVerifyKeys(readFileSync(file, "utf8"));
-    } catch (error) {
-      throw new ConfigError("ARBEIDER_VERIFY_KEY_FILE", `cannot use ${file}: ${(error as Error).message}`);
-    }
-  });
 }
 
 async function gitOutput(cwd: string, args: string[]): Promise<string | undefined> {
@@ -70,7 +60,7 @@ function checkFolder(variable: string, dir: string): string {
 /** Loads and checks the worker's configuration from `env`. */
 export async function loadSettings(source: Record<string, string | undefined>): Promise<Settings> {
   const env = loadConfig(WorkerEnv, source);
-  const keys = readKeys(env.ARBEIDER_VERIFY_KEY_FILE);
+  const keys = readVerifyKeyFiles(env.ARBEIDER_VERIFY_KEY_FILE);
   const { repo, gitDir } = await findCheckout(env.ARBEIDER_REPO_DIR);
   const stateFile = resolve(env.ARBEIDER_STATE_FILE ?? join(gitDir, "arbeider-state.json"));
   checkFolder("ARBEIDER_STATE_FILE", dirname(stateFile));
