@@ -37,8 +37,11 @@ async function fleetOfOwn(): Promise<Fleet> {
   return fleet;
 }
 
-/** A webhook app in this process, connected to the broker with its history read. */
-async function webhook(fleet: string, name = "one") {
+/**
+ * A webhook app in this process, connected to the broker with its history read.
+ * `beforeSetup` runs before each connection's setup (a test can hold a reconnect there).
+ */
+async function webhook(fleet: string, name = "one", options: { beforeSetup?: () => Promise<void> } = {}) {
   const config = loadWebhookConfig({
     ARBEIDER_FLEET: fleet,
     ARBEIDER_SIGNING_KEY_FILE: "/not/read/here",
@@ -47,11 +50,17 @@ async function webhook(fleet: string, name = "one") {
     ARBEIDER_HISTORY_MAX_AGE: "1h",
   });
   const view = createView();
+  const follow = followHistory({ fleet, maxAge: "1h", view, log: quiet, verifyKeys: parseVerifyKeys(keys.verifyPem) });
+  let disconnects = 0;
   const broker: Broker = connectBroker({
     urls: [AMQP_URL],
     log: quiet,
     name: `webhook-history-test ${fleet} ${name}`,
-    setup: followHistory({ fleet, maxAge: "1h", view, log: quiet, verifyKeys: parseVerifyKeys(keys.verifyPem) }),
+    setup: async (channel, connection) => {
+      await options.beforeSetup?.();
+      await follow(channel, connection);
+    },
+    onDisconnect: () => void disconnects++,
     backoffMs: { base: 50, max: 300 },
   });
   cleanups.push(() => broker.close());
@@ -59,7 +68,7 @@ async function webhook(fleet: string, name = "one") {
   const app = createApp({ config, signingKey: parseSigningKey(keys.signingPem), publish: broker.publish, view, connected: () => broker.connected, log: quiet });
   const codeship = () => app.request(`/hooks/codeship?api_key=${API_KEY}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: success });
   const get = async (path: string) => (await app.request(path, { headers: { Authorization: `Bearer ${API_KEY}` } })).json();
-  return { app, view, broker, codeship, get };
+  return { app, view, broker, codeship, get, disconnects: () => disconnects };
 }
 
 /** Publishes an event as a worker would. */
@@ -197,10 +206,16 @@ describe("webhook and broker", () => {
 
   test("a connection the broker closed is re-established, and the next webhook is accepted", async () => {
     const fleet = await fleetOfOwn();
-    const w = await webhook(fleet.fleet, "reconnecting");
+    let hold: Promise<void> | undefined;
+    let release!: () => void;
+    const w = await webhook(fleet.fleet, "reconnecting", { beforeSetup: () => hold ?? Promise.resolve() });
+    // The next connection waits in its setup until released: a reconnect quicker than a poll cannot hide the outage.
+    hold = new Promise((resolve) => (release = resolve));
     closeConnection(`webhook-history-test ${fleet.fleet} reconnecting`);
-    await waitUntil(() => !w.broker.connected, "the webhook to notice the closed connection");
+    await waitUntil(() => w.disconnects() > 0, "the webhook to notice the closed connection");
+    expect(w.broker.connected).toBe(false);
     expect((await w.codeship()).status).toBe(503);
+    release();
     await waitUntil(() => w.broker.connected, "the webhook to reconnect");
     expect((await w.codeship()).status).toBe(202);
     // Events published after the reconnect still reach the view: the stream is followed from where it was.
