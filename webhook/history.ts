@@ -149,6 +149,8 @@ function readHeartbeat(msg: ConsumeMessage, view: View, log: Logger, replayed: b
 function readEvent(msg: ConsumeMessage, { view, log, verifyKeys }: HistoryOptions): void {
   const event = parseJson(Event, msg.content);
   if (!event.ok) return log.debug("ignoring a malformed history message", { routingKey: msg.fields.routingKey });
+  // A deployment's first signed record is the one that counts; the deployer has folded in its own already.
+  if (event.value.state === "created" && view.has(event.value.deployment)) return;
   if (event.value.state === "created" && !verifyBody(msg.content, msg.properties.headers?.[SIGNATURE_HEADER], verifyKeys)) {
     return log.warn("ignoring a created record not signed by the webhook's key", { deployment: event.value.deployment });
   }
