@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseArgs, readEnv, UsageError } from "../scripts/deploy/args.ts";
 import { createSseParser, type SseMessage } from "../scripts/deploy/sse.ts";
-import { clip, mergeEvent, outcome, plain, renderDeployment, type Deployment } from "../scripts/deploy/view.ts";
+import { clip, mergeEvent, nodesTable, outcome, plain, renderDeployment, type Deployment } from "../scripts/deploy/view.ts";
 import { follow } from "../scripts/deploy/follow.ts";
 import type { Client } from "../scripts/deploy/client.ts";
 import { run } from "../scripts/deploy.ts";
@@ -136,6 +136,15 @@ describe("renderDeployment", () => {
     expect(lines[2]).toContain("waiting");
     expect(lines.at(-1)).toBe("  QUEUED  1 succeeded, 1 waiting");
     expect(renderDeployment(deployment({ n1: ok(), n2: ok() }), T0, plain).at(-1)).toBe("  SUCCEEDED  2 succeeded");
+  });
+
+  test("control characters a node put in its name or reason never reach the terminal", () => {
+    const evil = "\x1b[2J\x1b[Hpwned\nline\x07";
+    const lines = renderDeployment(deployment({ [evil]: { state: "failed", at: at(900), reason: `boom\x1b]0;title\x07\r\nmore` } }), T0 + 1000, plain);
+    for (const line of lines) expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(lines.join("\n")).toContain("boom ]0;title more");
+    const rows = nodesTable([{ node: evil, groups: [], commit: null, branch: null, busy: false, lastSeen: new Date(T0).toISOString(), online: true }], T0);
+    for (const row of rows) expect(row).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
   });
 
   test("clip cuts visible characters only and keeps colour codes", () => {

@@ -104,9 +104,9 @@ export function renderNode(node: string, outcome: NodeOutcome | undefined, width
   const duration = outcome?.durationMs !== undefined
     ? formatDuration(outcome.durationMs)
     : outcome && RUNNING.has(state) ? formatDuration(now - Date.parse(outcome.at)) : "";
-  const reason = outcome?.reason ?? "";
+  const reason = printable(outcome?.reason ?? "");
   const cells = [
-    paint(colourOf(state), `${MARKS[state] ?? "·"} ${node.padEnd(width)}  ${state.padEnd(9)}`),
+    paint(colourOf(state), `${MARKS[state] ?? "·"} ${printable(node).padEnd(width)}  ${printable(state).padEnd(9)}`),
     commits.padEnd(17),
     duration.padStart(7),
     reason ? paint("dim", reason) : "",
@@ -140,8 +140,18 @@ export function renderDeployment(d: Deployment, now: number, paint: Paint = plai
   ];
 }
 
+/**
+ * Text from the webhook (node names, reasons) as one printable line: any node
+ * can publish events and heartbeats, and a control character in them must not
+ * move the cursor or restyle the operator's terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
+}
+
 /** Rows under a heading, each column as wide as its widest cell. */
-export function table(heading: string[], rows: string[][]): string[] {
+export function table(heading: string[], cells: string[][]): string[] {
+  const rows = cells.map((row) => row.map((cell) => printable(cell ?? "")));
   const widths = heading.map((cell, i) => Math.max(cell.length, ...rows.map((row) => (row[i] ?? "").length)));
   return [heading, ...rows].map((row) => row.map((cell, i) => (cell ?? "").padEnd(widths[i])).join("  ").trimEnd());
 }
