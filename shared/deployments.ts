@@ -100,6 +100,16 @@ export function present(record: DeploymentRecord, now: number): Deployment | und
       if (!reportOf(nodes, node)) nodes[node] = { state: "missing", at: spec.expiresAt, reason: "did not report before the command expired" };
     }
   }
+  // A node that started but went silent (its worker died and never came back) would keep the
+  // deployment running forever. Once the command is past twice its lifetime, long after any
+  // sensible ARBEIDER_TIMEOUT, it can no longer finish: it is missing too.
+  const issued = Date.parse(spec.issuedAt);
+  const expiresAt = Date.parse(spec.expiresAt);
+  if (now >= expiresAt + (expiresAt - issued)) {
+    for (const [node, report] of Object.entries(nodes)) {
+      if (!FINAL.has(report.state)) nodes[node] = { ...report, state: "missing", reason: `stopped reporting after ${report.state}` };
+    }
+  }
   const state = deploymentState(record.expected, nodes, expired);
   const deployment: Deployment = {
     id: record.id,

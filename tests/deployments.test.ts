@@ -136,6 +136,13 @@ const cases: Case[] = [
     "running",
     { a: "started" },
   ],
+  [
+    "a node silent after started is missing once the command is past twice its lifetime",
+    [created(["a", "b"]), node("a", "succeeded", 2), node("b", "started", 3), node("z", "received", 4)],
+    EXPIRES_AT + (EXPIRES_AT - CREATED_AT),
+    "failed",
+    { a: "succeeded", b: "missing", z: "missing" },
+  ],
   ["expired with no node expected and none reporting: failed", [created([])], AFTER_EXPIRY, "failed", {}],
   [
     "nodes named like Object's own methods are nodes like any other",
