@@ -85,7 +85,8 @@ export const SharedEnv = {
 export const WorkerEnv = v.object({
   ...SharedEnv,
   ARBEIDER_VERIFY_KEY_FILE: fileList,
-  ARBEIDER_NODE_ID: v.pipe(text(hostname()), v.regex(NAME_PATTERN, "must match [A-Za-z0-9][A-Za-z0-9_-]{0,62}")),
+  // The host name's first label: a fully qualified name has dots, which node ids do not.
+  ARBEIDER_NODE_ID: v.pipe(text(hostname().split(".")[0]!), v.regex(NAME_PATTERN, "must match [A-Za-z0-9][A-Za-z0-9_-]{0,62}")),
   ARBEIDER_GROUPS: list(NAME_PATTERN, "each group must match [A-Za-z0-9][A-Za-z0-9_-]{0,62}"),
   ARBEIDER_REPO_DIR: text("."),
   ARBEIDER_UPDATE_SCRIPT: v.optional(v.string()),

@@ -40,14 +40,16 @@ export async function git(repo: string, args: string[], options: GitOptions = {}
 function readHeadFiles(repo: string): { sha?: string; branch?: string } | undefined {
   const gitDir = join(repo, ".git");
   try {
-    if (existsSync(join(gitDir, "commondir"))) return undefined;
+    // Linked worktrees and the reftable format keep refs elsewhere: git itself answers for those.
+    if (existsSync(join(gitDir, "commondir")) || existsSync(join(gitDir, "reftable"))) return undefined;
     const head = readFileSync(join(gitDir, "HEAD"), "utf8").trim();
     if (/^[0-9a-f]{40}$/.test(head)) return { sha: head };
     const match = /^ref: refs\/heads\/(.+)$/.exec(head);
     if (!match) return undefined;
     const branch = match[1];
     const sha = readRefFile(gitDir, `refs/heads/${branch}`);
-    return sha && !/^[0-9a-f]{40}$/.test(sha) ? undefined : { sha, branch };
+    // No readable 40-hex ref (an unborn branch, an unusual layout): ask git rather than guess.
+    return sha && /^[0-9a-f]{40}$/.test(sha) ? { sha, branch } : undefined;
   } catch {
     return undefined;
   }
