@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { run, type Tail } from "./run.ts";
+import { childEnv, run, type Tail } from "./run.ts";
 
 /** A git command that failed: which one, and git's own words. */
 export class GitError extends Error {}
@@ -22,7 +22,8 @@ const DEFAULT_MS = 60_000;
 async function exec(repo: string, args: string[], options: GitOptions) {
   return run(["git", ...args], {
     cwd: repo,
-    env: { ...process.env, ...GIT_ENV },
+    // Like the update script, git (and the repository's own hooks) never sees the broker password.
+    env: childEnv(GIT_ENV),
     deadline: options.deadline ?? Date.now() + DEFAULT_MS,
     tail: options.tail,
   });
