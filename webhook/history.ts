@@ -149,10 +149,14 @@ function readHeartbeat(msg: ConsumeMessage, view: View, log: Logger, replayed: b
 function readEvent(msg: ConsumeMessage, { view, log, verifyKeys }: HistoryOptions): void {
   const event = parseJson(Event, msg.content);
   if (!event.ok) return log.debug("ignoring a malformed history message", { routingKey: msg.fields.routingKey });
-  // A deployment's first signed record is the one that counts; the deployer has folded in its own already.
-  if (event.value.state === "created" && view.has(event.value.deployment)) return;
-  if (event.value.state === "created" && !verifyBody(msg.content, msg.properties.headers?.[SIGNATURE_HEADER], verifyKeys)) {
-    return log.warn("ignoring a created record not signed by the webhook's key", { deployment: event.value.deployment });
+  const { state, deployment } = event.value;
+  if (state === "created") {
+    // A deployment's first signed record is the one that counts; this process's own need no check.
+    if (view.has(deployment)) return;
+    const own = view.isOwnRecord(deployment, msg.content);
+    if (!own && !verifyBody(msg.content, msg.properties.headers?.[SIGNATURE_HEADER], verifyKeys)) {
+      return log.warn("ignoring a created record not signed by the webhook's key", { deployment });
+    }
   }
   view.apply(event.value);
 }

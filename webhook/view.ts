@@ -55,6 +55,8 @@ export function createView(options: { now?: () => number } = {}) {
   const records = new Map<string, DeploymentRecord>();
   const seen = new Map<string, Seen>();
   const listeners = new Set<(message: ViewMessage) => void>();
+  // The exact bytes of the created records this process is publishing now, by deployment id.
+  const ownRecords = new Map<string, Uint8Array>();
   let live = false;
 
   const tell = (message: ViewMessage) => {
@@ -82,6 +84,16 @@ export function createView(options: { now?: () => number } = {}) {
       const periodMs = gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
       seen.set(heartbeat.node, { heartbeat, lastSeen: at, gaps, periodMs });
       tell({ kind: "heartbeat", heartbeat });
+    },
+    /** Notes (or, with undefined, forgets) the created record this process is publishing for `id`. */
+    publishing(id: string, record: Uint8Array | undefined): void {
+      if (record) ownRecords.set(id, record);
+      else ownRecords.delete(id);
+    },
+    /** Whether `bytes` are the created record this process is publishing for `id`. */
+    isOwnRecord(id: string, bytes: Uint8Array): boolean {
+      const own = ownRecords.get(id);
+      return own !== undefined && Buffer.from(own).equals(bytes);
     },
     /** Whether a deployment with this id was created (its `created` record is known). */
     has(id: string): boolean {
