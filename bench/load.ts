@@ -35,10 +35,10 @@ export interface LoadResult {
 }
 
 /** Whether wrk is on the PATH; as root with apt, installs Debian's package first when it is not (as scripts/rabbitmq.sh does for the broker). */
-export function ensureWrk(): boolean {
+export function ensureWrk(install = true): boolean {
   const present = () => spawnSync("wrk", ["--version"], { encoding: "utf8" }).error === undefined;
   if (present()) return true;
-  if (process.getuid?.() !== 0 || spawnSync("apt-get", ["--version"]).error !== undefined) return false;
+  if (!install || process.getuid?.() !== 0 || spawnSync("apt-get", ["--version"]).error !== undefined) return false;
   console.error("bench: installing Debian's wrk");
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   spawnSync("apt-get", ["update", "-qq"], { stdio: "ignore", env });
