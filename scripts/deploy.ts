@@ -1,5 +1,5 @@
 /**
- * The command-line client of the webhook's API (contract section 5): asks for
+ * The command-line client of the webhook's API (README, "Command-line client"): asks for
  * a deployment, and with `--wait` follows it node by node until every
  * expected node has finished; `status` and `nodes` print tables.
  *

@@ -1,5 +1,5 @@
 /**
- * Declares a fleet's exchanges and queues (contract section 2). Every
+ * Declares a fleet's exchanges and queues (README, "Architecture"). Every
  * declaration is idempotent, so the webhook and each worker declare what they
  * use whenever they connect, whoever starts first.
  */

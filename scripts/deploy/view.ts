@@ -1,6 +1,6 @@
 /**
  * What `scripts/deploy.ts` shows and decides, as pure functions of the
- * webhook's answers (contract section 4): a deployment drawn one line per
+ * webhook's answers (README, "API"): a deployment drawn one line per
  * node, the exit status it deserves, the merge of a live event into the last
  * deployment read, and the `status` / `nodes` tables.
  */
@@ -60,7 +60,7 @@ export function outcome(d: Deployment, now = Date.now()): Outcome {
   return { done: true, code: 0, why: `${ids.length} of ${ids.length} node${ids.length === 1 ? "" : "s"} succeeded` };
 }
 
-/** The deployment with one live event (contract section 3) applied to its node, unless it is older than what is known. */
+/** The deployment with one live event applied to its node, unless it is older than what is known. */
 export function mergeEvent(d: Deployment, event: { node?: string; state: string; at: string } & Omit<Partial<NodeOutcome>, "state">): Deployment {
   if (!event.node || event.state === "created") return d;
   const known = d.nodes[event.node];
