@@ -1,5 +1,5 @@
 /**
- * arbeider's benchmarks against the physical floor (issue 5), all in one run
+ * arbeider's benchmarks against the physical floor, all in one run
  * on one broker: fan-out, webhook rate, worker cost, a real deploy, and
  * 1,000 simulated nodes. Every figure is printed beside its floor, measured
  * in the same run, with the ratio and the goal; the table goes to stdout and
