@@ -14,7 +14,7 @@ import * as v from "valibot";
 import { Action, Target, describeIssues } from "../shared/protocol.ts";
 import type { Deploy } from "./deployer.ts";
 import { RequestError } from "./errors.ts";
-import { limitBody, parseJsonObject } from "./hooks.ts";
+import { limitBody, parseJsonObject, requireJson } from "./hooks.ts";
 import { safeEqual } from "./secrets.ts";
 import type { View, ViewMessage } from "./view.ts";
 
@@ -54,8 +54,7 @@ export function apiRoutes(options: ApiOptions): Hono {
   app.use("*", keyAuth(options.apiKey));
 
   app.post("/deployments", limitBody(options.maxBody), async (c) => {
-    const type = c.req.header("content-type") ?? "";
-    if (!/^application\/json\s*(;|$)/i.test(type)) throw new RequestError(415, "send the body as JSON with Content-Type: application/json");
+    requireJson(c);
     const body = parseJsonObject(new Uint8Array(await c.req.arrayBuffer()));
     const parsed = v.safeParse(DeployBody, body);
     if (!parsed.success) throw new RequestError(400, describeIssues(parsed.issues));

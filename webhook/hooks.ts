@@ -99,7 +99,7 @@ function authenticate(provider: Provider, c: Context, body: Uint8Array, config: 
 }
 
 /** A body in another format (GitHub's form encoding, say) is refused clearly; no content type is read as JSON. */
-function requireJson(c: Context): void {
+export function requireJson(c: Context): void {
   const type = c.req.header("content-type");
   if (type === undefined || /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i.test(type)) return;
   throw new RequestError(415, `content type must be application/json, not ${type.split(";")[0].slice(0, 100)}`);
