@@ -1,7 +1,7 @@
 /**
  * The node's "I am here, at this commit" on `heartbeat.<nodeId>` of the
  * events exchange, every ARBEIDER_HEARTBEAT_SECONDS and right after every
- * command. Best effort: a heartbeat missed while the broker is away is simply
+ * command but a ping (whose outcome carries the commit already). Best effort: a heartbeat missed while the broker is away is simply
  * the next one.
  */
 import pkg from "../package.json" with { type: "json" };
