@@ -1,8 +1,9 @@
 /**
  * The dashboard at `GET /`, behind HTTP Basic (password = the API key; the app
  * applies the check before this route). The page is one server-rendered shell
- * holding the first data as JSON; the inline script (webhook/dashboard-assets.ts)
- * draws it and keeps it live from `/api/events` snapshots.
+ * holding the first data as JSON (the recent deployments, the nodes, the
+ * rejected commands); the inline script (webhook/dashboard-assets.ts) draws
+ * it with DOM text nodes and keeps it live from `/api/events` snapshots.
  */
 import { Hono } from "hono";
 import { html, raw } from "hono/html";
@@ -31,7 +32,7 @@ export function renderDashboard(input: { fleet: string; data: unknown }) {
   <h1>arbeider</h1><span class="fleet">fleet <strong>${input.fleet}</strong></span>
   <span class="summary"><span id="conn" class="off">○ connecting</span></span>
 </header>
-<main id="live"></main>
+<main id="live"><noscript>The dashboard needs JavaScript; <code>bun scripts/deploy.ts status</code> shows the same.</noscript></main>
 <script id="data" type="application/json">${raw(scriptJson(input.data))}</script>
 <script>${raw(SCRIPT)}</script>
 </body>
@@ -44,7 +45,7 @@ export function createDashboard(options: { fleet: string; view: View; now?: () =
   const app = new Hono();
   app.get("/", (c) => {
     c.header("cache-control", "no-store");
-    const data = { fleet, deployments: view.list(DASHBOARD_DEPLOYMENTS), nodes: view.nodes(), rejections: view.rejections() };
+    const data = { limit: DASHBOARD_DEPLOYMENTS, deployments: view.list(DASHBOARD_DEPLOYMENTS), nodes: view.nodes(), rejections: view.rejections() };
     return c.html(renderDashboard({ fleet, data }));
   });
   return app;
