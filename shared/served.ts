@@ -7,7 +7,7 @@
  * `mergeSnapshot`; they never fold events themselves. Pure.
  */
 import type { Command } from "./protocol.ts";
-import { failures, FINAL_STATES, BAD_STATES, reportOf, type DeploymentRecord, type NodeReport } from "./deployments.ts";
+import { failures, FINAL_STATES, BAD_STATES, reportOf, type DeploymentRecord, type NodeReport, type Run } from "./deployments.ts";
 import type { Strategy } from "./strategy.ts";
 
 export type DeploymentState = "queued" | "running" | "paused" | "succeeded" | "failed" | "rolled_back" | "superseded";
@@ -71,6 +71,15 @@ function rollbackState(record: DeploymentRecord): ServedRollback["state"] | unde
   return done === record.rollback.nodes.size ? "succeeded" : "running";
 }
 
+/** The check out moved and this rollout moved it: a node to send back if it aborts. */
+const changedIt = (run: Run | undefined) => run !== undefined && FINAL_STATES.has(run.state) && !!run.commitBefore && !!run.commitAfter && run.commitBefore !== run.commitAfter;
+
+/** Nodes an aborted rollout (on_failure=rollback) changed whose rollback the driver has not decided yet. */
+export function needsRollback(record: DeploymentRecord): string[] {
+  if (!record.abort || record.strategy?.on_failure !== "rollback") return [];
+  return [...record.runs.entries()].filter(([node, run]) => changedIt(run) && !record.rollback?.nodes.has(node)).map(([node]) => node);
+}
+
 /** Nodes of the deployment still at work: for a rollout, of its waves only (a late node catching up does not reopen it). */
 export function runningNodes(record: DeploymentRecord): number {
   return record.plan && record.plan.length > 0 ? record.waves.reduce((sum, w) => sum + w.running, 0) : record.total.running;
@@ -90,7 +99,8 @@ export function deploymentState(record: DeploymentRecord): DeploymentState {
     if (record.strategy?.on_failure === "halt") return "failed";
     const rollback = rollbackState(record);
     if (rollback === "failed") return "failed";
-    if (runningNodes(record) > 0 || rollback === "running") return "running";
+    // Between the abort and the driver's rollback decision, the rollback is still to come: not finished yet.
+    if (runningNodes(record) > 0 || rollback === "running" || needsRollback(record).length > 0) return "running";
     return rollback === "succeeded" ? "rolled_back" : "failed";
   }
   if (record.plan.length === 0) {

@@ -16,7 +16,7 @@ import { mergeStrategies, parseStrategy } from "../shared/strategy.ts";
 import { loadWebhookConfig } from "../webhook.ts";
 import { createApp } from "../webhook/app.ts";
 import { createSealer } from "../webhook/records.ts";
-import { createView } from "../webhook/view.ts";
+import { createView, type View } from "../webhook/view.ts";
 
 const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -58,11 +58,15 @@ export function servePage() {
   });
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch, idleTimeout: 0 });
   const url = `http://127.0.0.1:${server.port}`;
+  return { url, apiKey, view, ...feeder(view, config.ARBEIDER_FLEET), stop: () => server.stop(true) };
+}
 
+/** Records for `view` as the history reader would fold them: deployments, node reports, decisions, heartbeats. */
+export function feeder(view: View, fleet = "page-test") {
   function created(id: string, spec: Spec): void {
     const at = Date.now() - (spec.ageMs ?? 0);
     const command = {
-      v: PROTOCOL_VERSION, id, deployment: id, fleet: config.ARBEIDER_FLEET, target: spec.target ?? "all",
+      v: PROTOCOL_VERSION, id, deployment: id, fleet, target: spec.target ?? "all",
       command: spec.command ?? "update", args: spec.args ?? { branch: "master", commit: "a".repeat(40) },
       issuedAt: iso(at), expiresAt: iso(at + 3_600_000), source: spec.source ?? { provider: "api" },
     } as Command;
@@ -90,7 +94,7 @@ export function servePage() {
     view.heartbeat({ v: PROTOCOL_VERSION, node, groups: [], commit: "a".repeat(40), branch: "master", busy: false, version: "0.1.0", at: iso(Date.now()), ...fields });
   }
 
-  return { url, apiKey, view, created, report, decide, heartbeat, stop: () => server.stop(true) };
+  return { created, report, decide, heartbeat };
 }
 export type PageServer = ReturnType<typeof servePage>;
 

@@ -14,7 +14,7 @@ import { clip, colourOf, plain, printable, visibleLength, wrap, type Paint } fro
 export type { Deployment };
 
 const MARKS: Record<string, string> = {
-  succeeded: "✔", skipped: "↷", failed: "✘", rejected: "✘", missing: "?", unhealthy: "✘", received: "…", started: "▶",
+  succeeded: "✔", skipped: "↷", failed: "✘", rejected: "✘", missing: "?", unhealthy: "✘", received: "…", started: "▶", waiting: "○", pending: "○",
 };
 const BAD = new Set(["failed", "rejected", "missing", "unhealthy"]);
 
