@@ -108,7 +108,10 @@ test.skipIf(!haveChromium)("every value from a CI or a node stays text, on the f
   server.report("codeship-1", evil, "failed", { reason: evil, output: evil, commitAfter: evil, commitBefore: evil });
   server.report("forged-1", evil, "rejected", { kind: "direct", reason: evil });
   server.heartbeat(evil, { groups: [evil], commit: evil, branch: evil });
-  const html = await (await fetch(`${server.url}/`, { headers: { authorization: `Basic ${btoa(`x:${server.apiKey}`)}` } })).text();
+  const response = await fetch(`${server.url}/`, { headers: { authorization: `Basic ${btoa(`x:${server.apiKey}`)}` } });
+  // Only the page's own script may run, whatever slipped into the page.
+  expect(response.headers.get("content-security-policy")).toMatch(/default-src 'none'; script-src 'sha256-[\w+/=]+'; style-src 'sha256-/);
+  const html = await response.text();
   expect(html).not.toContain("<img");
   expect(html.match(/<script/g)).toHaveLength(2);
   opened = await openDashboard(browser(), server.url, server.apiKey);
