@@ -170,7 +170,7 @@ describe("renderDeployment", () => {
     });
     const lines = renderDeployment(d, T0 + 20_000);
     expect(lines).toContain("  1 node failed, 0 tolerated (max_failures): n1 failed");
-    expect(lines).toContain("  rollback succeeded: the nodes this rollout changed, back to the commit each had");
+    expect(lines).toContain("  rollback succeeded: nodes it changed, back to their commit before");
     expect(lines).toContain("  ✔ n1    succeeded  1111111");
     expect(lines.at(-1)).toBe("  ROLLED BACK  1 failed");
   });
@@ -183,7 +183,8 @@ describe("renderDeployment", () => {
     expect(lines[i]).not.toContain("unhealthy");
     expect(lines.slice(i + 1, i + 3).join(" ").replace(/ +/g, " ")).toContain("unhealthy: health check http://127.0.0.1:8080/healthz did");
     expect(lines.join(" ").replace(/\s+/g, " ")).toContain("within 60 s");
-    for (const line of lines.slice(1)) expect(visibleLength(line)).toBeLessThanOrEqual(50);
+    for (const line of lines) expect(visibleLength(line)).toBeLessThanOrEqual(50);
+    expect(renderDeployment(d, T0 + 5000, undefined, 30).slice(0, 2)).toEqual(["api-1", "  update master → all  5.0s"]);
     expect(renderDeployment(d, T0 + 5000, undefined, 200)[1]).toContain(reason);
   });
 

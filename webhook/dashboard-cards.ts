@@ -46,7 +46,7 @@ export function cardHead(d: Deployment, now: number): HTMLElement {
     "div",
     { class: "head" },
     stateTag(d.state, "badge"),
-    el("span", { class: "what" }, describeDeployment(d as never)),
+    el("span", { class: "what" }, describeDeployment(d)),
     el("span", { class: "id mono" }, d.id),
     el(
       "div",
@@ -124,7 +124,7 @@ export function rollbackSection(d: Deployment): HTMLElement | undefined {
     { class: "rollback", "data-state": d.rollback.state },
     el("span", { class: "wave-name" }, `rollback of ${nodes.length} node${nodes.length === 1 ? "" : "s"}`),
     stateTag(d.rollback.state),
-    el("ul", { class: "nodes" }, nodes.map(([node, run]) => nodeChip(node, { state: run.state as never, at: "", commitAfter: run.commitAfter ?? run.commit, reason: run.reason }, "waiting", 0))),
+    el("ul", { class: "nodes" }, nodes.map(([node, run]) => nodeChip(node, { state: run.state as NodeReport["state"], at: "", commitAfter: run.commitAfter ?? run.commit, reason: run.reason }, "waiting", 0))),
   );
 }
 

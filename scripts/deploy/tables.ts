@@ -16,7 +16,7 @@ export function deploymentsTable(list: Deployment[], now: number): string[] {
     list.map((d) => {
       const good = (d.counts.succeeded ?? 0) + (d.counts.skipped ?? 0);
       const duration = formatDuration(durationOf(d, now));
-      return [d.id, describeDeployment(d as never), d.state, `${good}/${d.expected.length}`, ago(d.createdAt, now), d.finishedAt ? duration : `${duration}…`];
+      return [d.id, describeDeployment(d), d.state, `${good}/${d.expected.length}`, ago(d.createdAt, now), d.finishedAt ? duration : `${duration}…`];
     }),
   );
 }

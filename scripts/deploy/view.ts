@@ -75,7 +75,10 @@ export function deploymentParts(d: Deployment, now: number, paint: Paint = plain
   const ids = nodeIds(d);
   const width = Math.max(4, ...ids.map((node) => printable(node).length));
   const took = d.finishedAt ? `took ${formatDuration(durationOf(d, now))}` : formatDuration(durationOf(d, now));
-  const parts: Part[] = [{ key: "head", lines: [`${paint("bold", d.id)}  ${describeDeployment(d as never)}  ${paint("dim", took)}`] }];
+  const what = `${describeDeployment(d)}  ${paint("dim", took)}`;
+  // On a narrow terminal what it does goes under its id instead of being cut off.
+  const top = visibleLength(`${d.id}  ${what}`) <= columns ? [`${paint("bold", d.id)}  ${what}`] : [paint("bold", d.id), `  ${what}`];
+  const parts: Part[] = [{ key: "head", lines: top }];
   const progress = waveSummary(d, now);
   if (progress) parts.push({ key: `progress ${progress.replace(/baking \d+ s/, "baking")}`, lines: [`  ${progress}`] });
   if (d.state === "paused") {
@@ -95,7 +98,7 @@ export function deploymentParts(d: Deployment, now: number, paint: Paint = plain
   }
   if (d.reason) parts.push({ key: `reason ${d.reason}`, lines: wrap(printable(d.reason), Math.max(20, columns - 2)).map((part) => `  ${paint(colourOf(d.state), part)}`) });
   if (d.rollback) {
-    parts.push({ key: `rollback ${d.rollback.state}`, lines: [`  ${paint(colourOf(d.rollback.state), `rollback ${d.rollback.state}`)}: the nodes this rollout changed, back to the commit each had`] });
+    parts.push({ key: `rollback ${d.rollback.state}`, lines: [`  ${paint(colourOf(d.rollback.state), `rollback ${d.rollback.state}`)}: nodes it changed, back to their commit before`] });
     for (const [node, run] of Object.entries(d.rollback.nodes)) {
       const report = { state: run.state as NodeReport["state"], at: "", commitAfter: run.commitAfter ?? run.commit, ...(run.reason ? { reason: run.reason } : {}) };
       parts.push({ key: `rollback ${node} ${run.state}`, lines: renderNode(node, report, { width, now, paint, columns }) });
