@@ -370,6 +370,15 @@ function missingReason(record: DeploymentRecord, node: string, run: Run | undefi
   return { reason: `stopped sending heartbeats (last seen ${new Date(seen.lastSeen).toISOString()})`, since: Math.min(now, gone) };
 }
 
+/** The checkout moved and this rollout moved it: a node to send back if the rollout aborts. */
+const changedIt = (run: Run) => FINAL_STATES.has(run.state) && !!run.commitBefore && !!run.commitAfter && run.commitBefore !== run.commitAfter;
+
+/** The nodes an aborted rollout (on_failure=rollback) changed and has not sent back yet. */
+export function needsRollback(record: DeploymentRecord): string[] {
+  if (!record.abort || record.strategy?.on_failure !== "rollback") return [];
+  return [...record.runs].filter(([node, run]) => changedIt(run) && !record.rollback?.nodes.has(node)).map(([node]) => node);
+}
+
 /** Failed nodes of the rollout so far, and how many its strategy tolerates. */
 export function failures(record: DeploymentRecord): { failed: number; tolerated: number } {
   const failed = record.waves.reduce((sum, wave) => sum + wave.bad, 0);

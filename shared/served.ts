@@ -7,7 +7,7 @@
  * `mergeSnapshot`; they never fold events themselves. Pure.
  */
 import type { Command } from "./protocol.ts";
-import { failures, FINAL_STATES, BAD_STATES, reportOf, type DeploymentRecord, type NodeReport } from "./deployments.ts";
+import { failures, FINAL_STATES, BAD_STATES, needsRollback, reportOf, type DeploymentRecord, type NodeReport } from "./deployments.ts";
 import type { Strategy } from "./strategy.ts";
 
 export type DeploymentState = "queued" | "running" | "paused" | "succeeded" | "failed" | "rolled_back" | "superseded";
@@ -90,7 +90,7 @@ export function deploymentState(record: DeploymentRecord): DeploymentState {
     if (record.strategy?.on_failure === "halt") return "failed";
     const rollback = rollbackState(record);
     if (rollback === "failed") return "failed";
-    if (runningNodes(record) > 0 || rollback === "running") return "running";
+    if (runningNodes(record) > 0 || rollback === "running" || needsRollback(record).length > 0) return "running";
     return rollback === "succeeded" ? "rolled_back" : "failed";
   }
   if (record.plan.length === 0) {
