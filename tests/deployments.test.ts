@@ -217,6 +217,13 @@ describe("deployment reducer", () => {
     expect(deployment.nodes.b).toMatchObject({ state: "missing" });
   });
 
+  test("a failed deployment with nodes still running is not finished: no finishedAt, and its nodes keep running", () => {
+    const deployment = present(fold([created(["a", "b", "c"]), node("a", "failed", 2), node("b", "started", 3)]), BEFORE_EXPIRY)!;
+    expect(deployment.state).toBe("failed");
+    expect(deployment.finishedAt).toBeUndefined();
+    expect(deployment.counts).toEqual({ failed: 1, started: 1, waiting: 1 });
+  });
+
   test("a finished deployment says when it finished: its last outcome", () => {
     const deployment = present(fold([created(["a", "b"]), node("a", "succeeded", 2), node("b", "succeeded", 5)]), BEFORE_EXPIRY)!;
     expect(deployment.finishedAt).toBe(at(5));
