@@ -10,7 +10,7 @@ import { catchUp, desiredOf, driftOf, onLatest } from "../shared/fleet.ts";
 import type { Command, Event } from "../shared/protocol.ts";
 import { commandId, commandKind, type Decision } from "../shared/records.ts";
 import { nextStep, presenceStep, resend, superseded } from "../shared/rollout.ts";
-import { present } from "../shared/served.ts";
+import { mergeSnapshot, present, snapshot, type Deployment } from "../shared/served.ts";
 import { mergeStrategies, parseStrategy, planWaves } from "../shared/strategy.ts";
 
 const T0 = Date.parse("2026-01-01T10:00:00.000Z");
@@ -182,6 +182,28 @@ describe("the driver's next step", () => {
     report(r, "a", "succeeded", 1, moved);
     report(r, "b", "received", 1);
     expect(resend(r, T0 + 2000).map((s) => s.node)).toEqual(["c"]);
+  });
+});
+
+describe("snapshots", () => {
+  test("a full snapshot and then each change's snapshot merged give what the API serves (outputs aside)", () => {
+    const r = rollout("d", ["a", "b", "c"], "waves=1 max_failures=1");
+    let held = mergeSnapshot(undefined, snapshot(r, T0, [], true)!);
+    const step = (change: () => void, nodes: string[], s: number) => {
+      change();
+      held = mergeSnapshot(held, snapshot(r, T0 + s * 1000, nodes)!);
+      const { nodes: servedNodes, ...served } = present(r, T0 + s * 1000)!;
+      const withoutOutput = Object.fromEntries(Object.entries(servedNodes).map(([n, { output: _o, ...rest }]) => [n, rest]));
+      expect(held).toEqual({ ...served, nodes: withoutOutput } as Deployment);
+    };
+    step(() => decision(r, { decision: "wave", wave: 1 }, 1), [], 1);
+    step(() => report(r, "a", "started", 2), ["a"], 2);
+    step(() => report(r, "a", "succeeded", 3, { ...moved, output: "x".repeat(3000) }), ["a"], 3);
+    step(() => decision(r, { decision: "wave", wave: 2 }, 3), [], 3);
+    step(() => report(r, "b", "failed", 4, { reason: "boom" }), ["b"], 4);
+    step(() => report(r, "c", "succeeded", 5, moved), ["c"], 5);
+    expect(held!.state).toBe("succeeded");
+    expect(JSON.stringify(snapshot(r, T0 + 6000, ["a"])).length).toBeLessThan(2048);
   });
 });
 
