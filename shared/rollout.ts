@@ -7,9 +7,9 @@
  * webhook/driver.ts records each decision in the history and sends the
  * commands it names; nothing here talks to the broker.
  */
-import { awaited, expiryOf, failures, type DeploymentRecord, type Presence } from "./deployments.ts";
+import { awaited, expiryOf, failures, needsRollback, type DeploymentRecord, type Presence } from "./deployments.ts";
 import type { Decision } from "./records.ts";
-import { deploymentState, finishedAt, needsRollback } from "./served.ts";
+import { deploymentState, finishedAt } from "./served.ts";
 
 /** A command the driver sends one node for a deployment. */
 export interface Send {

@@ -41,5 +41,7 @@ export function recordedClient(reads: (Deployment | undefined)[]) {
     },
   };
   const send = (event: string, body: unknown) => push(`event: ${event}\ndata: ${JSON.stringify(body)}\n\n`);
-  return { client, send, push: (text: string) => push(text), reads: () => reading, requests, connected: () => push !== undefined };
+  /** From now on, reads return `d`. */
+  const serve = (d: Deployment) => void reads.splice(0, reads.length, d);
+  return { client, send, serve, push: (text: string) => push(text), reads: () => reading, requests, connected: () => push !== undefined };
 }

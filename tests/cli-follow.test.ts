@@ -35,16 +35,19 @@ describe("follow", () => {
     expect(r.requests).toEqual(["api-1"]);
   });
 
-  test("waits while a failed deployment still has a node running, merges partial snapshots, then prints the failed node's output tail", async () => {
+  test("waits while a failed deployment still has a node running, merges partial snapshots, then prints the failed node's output tail (read: snapshots carry none)", async () => {
+    const failed = { state: "failed", at: at(900), reason: "update script exited with status 3", durationMs: 880 };
+    const output = "fetching\nboom: this build is broken\n";
+    const read = deployment({ n1: ok(2000), n2: { ...failed, output } }, { state: "failed", finishedAt: at(2000) });
     const r = recordedClient([deployment({ n1: started(10), n2: started(20) })]);
     const { write, text } = collect();
     let settled = false;
     const done = follow(r.client, "api-1", { write, tty: false, pollMs: 60_000 }).finally(() => (settled = true));
     await waitUntil(() => r.connected() && text().includes("n2"), "the first reading drawn");
-    const failed = { state: "failed", at: at(900), reason: "update script exited with status 3", durationMs: 880, output: "fetching\nboom: this build is broken\n" };
     r.send("state", { id: "api-1", state: "failed", counts: { failed: 1, started: 1 }, nodes: { n2: failed } });
     await waitUntil(() => /✘ n2 +failed/.test(text()), "n2's failure drawn");
     expect(settled).toBe(false);
+    r.serve(read);
     r.send("state", { id: "api-1", state: "failed", finishedAt: at(2000), counts: { failed: 1, succeeded: 1 }, nodes: { n1: ok(2000) } });
     expect(await done).toBe(1);
     expect(text()).toContain("output of n2 (last 2 lines):\n  fetching\n  boom: this build is broken\n");

@@ -97,6 +97,7 @@ export function feeder(view: View, fleet = "page-test") {
   return { created, report, decide, heartbeat };
 }
 export type PageServer = ReturnType<typeof servePage>;
+export type Feed = ReturnType<typeof feeder>;
 
 /** A node name as long as a node id may be. */
 export const LONG_NODE = "eu-west-1a-worker-node-with-a-very-long-name-0123456789abcdefghi".slice(0, 63);
@@ -110,7 +111,7 @@ const OUTPUT = Array.from({ length: 30 }, (_, i) => `step ${i + 1}: ${i === 29 ?
  * paused one, a ping one node rejected, a CI build no node was online for,
  * and a forged command a node refused; nodes in every condition.
  */
-export function fillScene(page: PageServer): void {
+export function fillScene(page: Feed): void {
   const now = Date.now();
   const commit = "c".repeat(40);
   page.created("api-rollout-baking", {

@@ -8,9 +8,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { mergeSnapshot, snapshot, type Deployment } from "../shared/served.ts";
 import { SCRIPT } from "../webhook/dashboard-assets.ts";
+import { mergeInto } from "../webhook/dashboard-merge.ts";
+import { createView } from "../webhook/view.ts";
 import { drawn, haveChromium, openDashboard, screenshot, useBrowser, type Opened } from "./browser.ts";
-import { fillScene, LONG_NODE, servePage, type PageServer } from "./dashboard-fixture.ts";
+import { feeder, fillScene, LONG_NODE, servePage, type PageServer } from "./dashboard-fixture.ts";
 import { ROOT } from "./helpers.ts";
 
 const browser = useBrowser();
@@ -128,7 +131,33 @@ test.skipIf(!haveChromium)("every value from a CI or a node stays text, on the f
 }, 60_000);
 
 describe("the shipped browser code", () => {
-  const modules = ["dashboard-dom", "dashboard-cards", "dashboard-fleet", "dashboard-draw", "dashboard-live"].map((name) => `webhook/${name}.ts`);
+  const modules = ["dashboard-dom", "dashboard-cards", "dashboard-fleet", "dashboard-draw", "dashboard-live", "dashboard-merge"].map((name) => `webhook/${name}.ts`);
+
+  test("the page's copy of mergeSnapshot merges every snapshot of a busy fleet exactly as shared/served.ts does", () => {
+    const view = createView();
+    view.goLive();
+    const held = { shared: new Map<string, Deployment | undefined>(), copy: new Map<string, Deployment | undefined>() };
+    let merged = 0;
+    view.subscribe((message) => {
+      if (message.kind !== "change") return;
+      const snap = snapshot(view.record(message.id)!, Date.now(), message.nodes, message.full);
+      if (!snap) return;
+      held.shared.set(message.id, mergeSnapshot(held.shared.get(message.id), snap));
+      held.copy.set(message.id, mergeInto(held.copy.get(message.id), snap));
+      expect(held.copy.get(message.id)).toEqual(held.shared.get(message.id));
+      merged++;
+    });
+    const feed = feeder(view);
+    fillScene(feed);
+    // Fields that stop being true: a pause approved, a queued deployment's reason once a node runs it.
+    feed.decide("api-paused", { decision: "approve", wave: 1 });
+    feed.decide("api-paused", { decision: "wave", wave: 2 });
+    feed.report("github-99-1", "web-09", "started", { kind: "direct" });
+    expect(held.copy.get("api-paused")?.pausedAfter).toBeUndefined();
+    expect(held.copy.get("github-99-1")?.reason).toBeUndefined();
+    expect(merged).toBeGreaterThan(20);
+    expect(held.copy.get("codeship-1234")?.state).toBe("rolled_back");
+  });
 
   test("each browser module declares only exported functions and types at its top level, so the page ships all it calls", () => {
     for (const file of [...modules, "shared/format.ts"]) {

@@ -1,21 +1,20 @@
 /**
  * The dashboard's inline style sheet and script: no build step, no CDN, so
  * the page works offline. The script is the source text of the browser
- * functions in webhook/dashboard-*.ts, of shared/format.ts (so both screens
- * word things the same) and of shared/served.ts's mergeSnapshot (so the page
- * merges SSE snapshots by the very rule every client uses, not by a copy).
+ * functions in webhook/dashboard-*.ts and of shared/format.ts (so both
+ * screens word things the same, from one source, not from a copy).
  * This works because every shipped function is a plain `function`
  * declaration calling only shipped functions; tests/dashboard.test.ts checks
  * that the browser modules keep to it. The style works from 390 px wide up,
  * in light and dark.
  */
 import * as format from "../shared/format.ts";
-import { mergeSnapshot } from "../shared/served.ts";
 import * as cards from "./dashboard-cards.ts";
 import * as dom from "./dashboard-dom.ts";
 import * as draw from "./dashboard-draw.ts";
 import * as fleet from "./dashboard-fleet.ts";
 import * as live from "./dashboard-live.ts";
+import * as merge from "./dashboard-merge.ts";
 
 export const STYLE = `
 :root {
@@ -107,7 +106,7 @@ details.out pre { margin: 6px 0 0; padding: 8px; background: var(--bg); border-r
 `;
 
 /** Every shipped function's source, then the call that starts the page. */
-const shipped = [format, { mergeSnapshot }, dom, cards, fleet, draw, live]
+const shipped = [format, dom, cards, fleet, draw, live, merge]
   .flatMap((module) => Object.values(module))
   .filter((value): value is (...args: never[]) => unknown => typeof value === "function");
 

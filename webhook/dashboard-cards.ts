@@ -12,6 +12,7 @@ import type { NodeReport } from "../shared/deployments.ts";
 import { countsPhrase, describeDeployment, durationOf, outputTail, waveSummary } from "../shared/format.ts";
 import type { Deployment } from "../shared/served.ts";
 import { agoTag, commitTag, durationTag, el, stateTag, tone, type Child } from "./dashboard-dom.ts";
+import { outputOf } from "./dashboard-merge.ts";
 import type { Rejection } from "./view.ts";
 
 /** What the page knows beside the deployment itself. */
@@ -19,6 +20,8 @@ export interface CardContext {
   rejections: Rejection[];
   /** Output panels the operator opened (`deployment/node`), kept open across redraws. */
   open: Set<string>;
+  /** Output of failed nodes the page read aside (snapshots carry none). */
+  outputs: Map<string, string>;
   /** The answer to the operator's last approve or abort. */
   note?: string;
 }
@@ -35,7 +38,7 @@ export function deploymentCard(d: Deployment, context: CardContext, now: number)
     nodeSection(d, now),
     rollbackSection(d),
     rejectedSection(context.rejections, now),
-    failedOutputs(d, context.open),
+    failedOutputs(d, context),
   );
 }
 
@@ -140,15 +143,16 @@ export function rejectedSection(rejections: Rejection[], now: number): HTMLEleme
 }
 
 /** The last 20 lines of each failed node's output, folded away until opened. */
-export function failedOutputs(d: Deployment, open: Set<string>): HTMLElement[] {
+export function failedOutputs(d: Deployment, context: CardContext): HTMLElement[] {
   return Object.entries(d.nodes)
-    .filter(([, r]) => r.output && (r.state === "failed" || r.state === "unhealthy"))
-    .map(([node, r]) =>
+    .map(([node, r]) => [node, r.state === "failed" || r.state === "unhealthy" ? outputOf(context.outputs, d.id, node, r) : undefined] as const)
+    .filter(([, output]) => output)
+    .map(([node, output]) =>
       el(
         "details",
-        { class: "out", "data-key": `${d.id}/${node}`, open: open.has(`${d.id}/${node}`) },
+        { class: "out", "data-key": `${d.id}/${node}`, open: context.open.has(`${d.id}/${node}`) },
         el("summary", {}, `output of ${node} (last 20 lines)`),
-        el("pre", {}, outputTail(r.output).join("\n")),
+        el("pre", {}, outputTail(output).join("\n")),
       ),
     );
 }

@@ -84,7 +84,7 @@ export function drawFleet(page: Page, now: number): void {
 
 export function cardOf(page: Page, d: Deployment, now: number): HTMLElement {
   const rejections = page.rejections.filter((r) => r.deployment === d.id);
-  return deploymentCard(d, { rejections, open: page.open, note: page.notes.get(d.id) }, now);
+  return deploymentCard(d, { rejections, open: page.open, outputs: page.outputs, note: page.notes.get(d.id) }, now);
 }
 
 export function onClick(page: Page, event: Event): void {

@@ -3,17 +3,18 @@
  * Browser code of the dashboard, shipped as source text: what the page holds
  * and how it stays live. It starts from the data the server put in the page,
  * then follows `/api/events`: a `state` message is merged into the deployment
- * it names with shared/served.ts's own mergeSnapshot (the browser runs that
- * very function: it is shipped too) and redraws that deployment's card only;
+ * it names by the rule of shared/served.ts mergeSnapshot (webhook/dashboard-merge.ts)
+ * and redraws that deployment's card only;
  * a `node` message redraws that node's row; a `deployment` message matters
  * only when a node rejected a command. Redraws are coalesced into one per
  * animation frame. On every (re)connect the page reads the deployments, nodes
  * and rejections again, and replays on top what the stream brought meanwhile.
  */
 import { waveSummary } from "../shared/format.ts";
-import { mergeSnapshot, type Deployment, type Snapshot } from "../shared/served.ts";
+import type { Deployment, Snapshot } from "../shared/served.ts";
 import { tickTexts } from "./dashboard-dom.ts";
 import { flush, onClick } from "./dashboard-draw.ts";
+import { fetchOutputs, mergeInto } from "./dashboard-merge.ts";
 import type { NodeStatus, Rejection } from "./view.ts";
 
 export interface PageData {
@@ -34,6 +35,9 @@ export interface Page {
   rows: Map<string, HTMLElement>;
   open: Set<string>;
   notes: Map<string, string>;
+  /** Output of failed nodes read from their deployment, and the failures it was asked for (`deployment/node/at`). */
+  outputs: Map<string, string>;
+  asked: Set<string>;
   dirty: { all: boolean; cards: Set<string>; rows: Set<string>; layout: boolean; fleet: boolean };
   /** While the page reads everything again: the stream's messages, replayed on top afterwards. */
   buffer?: [string, unknown][];
@@ -43,7 +47,7 @@ export interface Page {
 export function startDashboard(data: PageData): void {
   const page: Page = {
     limit: data.limit, deployments: new Map(), order: [], nodes: new Map(), rejections: [], cards: new Map(), rows: new Map(),
-    open: new Set(), notes: new Map(), dirty: { all: true, cards: new Set(), rows: new Set(), layout: false, fleet: true }, frame: 0,
+    open: new Set(), notes: new Map(), outputs: new Map(), asked: new Set(), dirty: { all: true, cards: new Set(), rows: new Set(), layout: false, fleet: true }, frame: 0,
   };
   load(page, data);
   flush(page);
@@ -127,7 +131,7 @@ export async function getJson(path: string) {
 
 export function applyState(page: Page, snap: Snapshot): void {
   const held = page.deployments.get(snap.id);
-  const merged = mergeSnapshot(held, snap);
+  const merged = mergeInto(held, snap);
   if (!merged) return; // a deployment this page does not show
   if (!held) {
     const oldest = page.deployments.get(page.order[page.order.length - 1]);
@@ -139,6 +143,7 @@ export function applyState(page: Page, snap: Snapshot): void {
   }
   if (held && held.state !== merged.state) page.notes.delete(snap.id);
   page.deployments.set(snap.id, merged);
+  fetchOutputs(page, merged);
   page.dirty.cards.add(snap.id);
   page.dirty.fleet = true;
   schedule(page);

@@ -6,7 +6,8 @@
  * and every few seconds (a stream that went quiet or broke loses nothing).
  * It folds no events itself. On a terminal the view is redrawn in place;
  * elsewhere each new piece is appended as a line, which reads well in CI
- * logs. At the end: the output tail of each failed node, then one line.
+ * logs. At the end: the output tail of each failed node (read from the
+ * deployment: snapshots carry no output), then one line.
  */
 import { mergeSnapshot, type Snapshot } from "../../shared/served.ts";
 import type { Client } from "./client.ts";
@@ -57,15 +58,18 @@ export function follow(client: Client, id: string, options: FollowOptions): Prom
     }
   }
 
-  function end(code: number, why: string): void {
+  async function end(code: number, why: string): Promise<void> {
     if (over) return;
     over = true;
     abort.abort();
     for (const timer of timers) clearInterval(timer);
-    if (code === INTERRUPTED) return void resolveCode(code);
+    if (code === INTERRUPTED) return resolveCode(code);
     draw();
     if (current && !tty) write(`${deploymentParts(current, Date.now(), plain).find((part) => part.key === "summary")!.lines.join("\n")}\n`);
-    const tails = current ? failureTails(current, tty ? columns : undefined) : [];
+    // Snapshots carry no output: the deployment as read has each failed node's.
+    const failed = current && Object.values(current.nodes).some((r) => r.state === "failed" || r.state === "unhealthy");
+    const whole = failed ? await client.deployment(id).catch(() => undefined) : undefined;
+    const tails = current ? failureTails(whole ?? current, tty ? columns : undefined) : [];
     if (tails.length > 0) write(`\n${tails.join("\n")}\n\n`);
     write(`${code === 0 ? "ok" : "FAILED"}: ${why}\n`);
     resolveCode(code);
@@ -76,7 +80,7 @@ export function follow(client: Client, id: string, options: FollowOptions): Prom
     current = next;
     draw();
     const result = outcome(current);
-    if (result.done) end(result.code, result.why);
+    if (result.done) void end(result.code, result.why);
   }
 
   async function refresh(): Promise<void> {
@@ -110,11 +114,11 @@ export function follow(client: Client, id: string, options: FollowOptions): Prom
   timers.push(setInterval(() => void refresh(), pollMs));
   if (tty) timers.push(setInterval(draw, 500));
   if (timeoutMs !== undefined) {
-    timers.push(setTimeout(() => end(1, `gave up waiting after ${timeoutMs / 1000} s (--timeout); the deployment goes on`), timeoutMs));
+    timers.push(setTimeout(() => void end(1, `gave up waiting after ${timeoutMs / 1000} s (--timeout); the deployment goes on`), timeoutMs));
   }
   const interrupted = () => {
     write(`\ninterrupted: deployment ${id} goes on; follow it again with \`bun scripts/deploy.ts status ${id} --wait\`\n`);
-    end(INTERRUPTED, "interrupted");
+    void end(INTERRUPTED, "interrupted");
   };
   if (options.interrupt?.aborted) interrupted();
   else options.interrupt?.addEventListener("abort", interrupted, { once: true });
