@@ -19,15 +19,18 @@ const collect = () => {
 
 describe("follow", () => {
   test("shows what the server says, not what raw events say: fed failed then succeeded, the server says failed", async () => {
-    const r = recordedClient([deployment({ n1: started(10), n2: ok() })]);
+    const r = recordedClient([deployment({ n1: started(10), n2: started(20) })]);
     const { write, text } = collect();
     const done = follow(r.client, "api-1", { write, tty: false, pollMs: 60_000 });
-    await waitUntil(() => r.connected() && text().includes("n1"), "the first reading drawn");
-    const event = (body: object) => r.send("deployment", { v: 1, deployment: "api-1", command: "u-1", node: "n1", ...body });
-    event({ state: "failed", at: at(900), reason: "update script exited with status 1" });
-    event({ state: "succeeded", at: at(1500) });
-    const verdict = deployment({ n1: { state: "failed", at: at(900), reason: "update script exited with status 1" }, n2: ok() }, { state: "failed", finishedAt: at(1500) });
-    r.send("state", { ...verdict, full: true });
+    await waitUntil(() => r.connected() && text().includes("n2"), "the first reading drawn");
+    const event = (node: string, body: object) => r.send("deployment", { v: 1, deployment: "api-1", command: "u-1", node, ...body });
+    const failed = { state: "failed", at: at(900), reason: "update script exited with status 1" };
+    event("n1", failed);
+    r.send("state", { ...deployment({ n1: failed, n2: started(20) }, { state: "failed" }), full: true });
+    // A second copy of the command ran later and succeeded: the server keeps the first outcome.
+    event("n1", { state: "succeeded", at: at(1500) });
+    event("n2", ok(1600));
+    r.send("state", { ...deployment({ n1: failed, n2: ok(1600) }, { state: "failed", finishedAt: at(1600) }), full: true });
     expect(await done).toBe(1);
     expect(text()).toMatch(/✘ n1 +failed/);
     expect(text()).not.toMatch(/✔ n1/);
