@@ -16,6 +16,7 @@ FROM oven/bun:${BUN_VERSION}-slim
 # /srv/app belongs to bun, so a new named volume there does too.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && git config --system --add safe.directory /srv/app \
  && mkdir -p /srv/app \

@@ -56,11 +56,20 @@ export async function podman(args: string[], options: { cwd?: string; timeoutMs?
   return result.stdout.trim();
 }
 
+/** Removes containers, newest first: one that joined another's process namespace must go before it. */
+export async function removeContainers(names: string[]): Promise<void> {
+  for (const name of [...names].reverse()) {
+    const removed = await exec(["podman", "rm", "--force", "--ignore", "--time", "0", name], { timeoutMs: 60_000 });
+    if (removed.code !== 0) throw new Error(`cannot remove container ${name}: ${removed.stderr}`);
+  }
+  names.length = 0;
+}
+
 /** Why podman cannot run a container here, or undefined when it can. Takes well under a second. */
 export async function podmanUnavailable(): Promise<string | undefined> {
   if (process.platform !== "linux") return `containers need Linux, this is ${process.platform}`;
   const version = await exec(["podman", "--version"]);
-  if (version.code !== 0) return "podman is not installed (make test installs Debian's podman when run as root; or apt-get install podman runc catatonit debootstrap)";
+  if (version.code !== 0) return "podman is not installed (make test installs it as root; or apt-get install podman runc catatonit debootstrap)";
   const hasBase = existsSync(BASE_TARBALL) || (await exec(["podman", "image", "exists", BASE_IMAGE])).code === 0;
   if (!hasBase && (await exec(["debootstrap", "--version"])).code !== 0) return "debootstrap is missing to make the base image (apt-get install debootstrap)";
   if (!hasBase && process.getuid?.() !== 0) return "making the base image with debootstrap needs root";
