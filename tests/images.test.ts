@@ -16,7 +16,7 @@ import { chownSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 
 import { join } from "node:path";
 import { ROOT, git, makeKeys, makeOrigin, openFleet, removeDirs, startProcess, stopAll, tempDir, waitUntil } from "./helpers.ts";
 import { freePort, healthArgv, serviceEnv, type Compose } from "./compose.ts";
-import { buildImage, ensureBunImage, exec, podman, podmanUnavailable, removeContainers } from "./podman.ts";
+import { buildImage, containerSet, ensureBunImage, exec, podman, podmanUnavailable } from "./podman.ts";
 import { skipNote } from "./skip.ts";
 
 const compose = Bun.YAML.parse(readFileSync(join(ROOT, "examples/docker-compose.yml"), "utf8")) as Compose;
@@ -32,23 +32,32 @@ test("the images and the compose app run the Bun that package.json pins and the 
   expect(Bun.version).toBe(pinned);
 });
 
+/** An origin whose first commit is examples/app, served over git:// as a remote origin would be. */
+async function serveAppOrigin(dir: string) {
+  const origin = makeOrigin(dir);
+  origin.commit("master", Object.fromEntries(APP_FILES.map((f) => [f, readFileSync(join(ROOT, "examples/app", f), "utf8")])), "the app");
+  const port = await freePort();
+  const daemon = startProcess(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", `--port=${port}`, `--base-path=${dir}`, dir], {});
+  const originUrl = `git://127.0.0.1:${port}/origin.git`;
+  await waitUntil(async () => (await exec(["git", "ls-remote", originUrl])).code === 0, `git daemon at ${originUrl}`, 15_000, 100);
+  return { origin, originUrl, daemon };
+}
+
+/** JSON from the webhook's API with the bearer key: GET, or POST when there is a body. */
+function apiOf(url: string, apiKey: string) {
+  return async <T>(path: string, body?: unknown): Promise<T> => {
+    const init = body === undefined ? {} : { method: "POST", body: JSON.stringify(body) };
+    const response = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" } });
+    return (await response.json()) as T;
+  };
+}
+
 const unavailable = await podmanUnavailable();
 const { testIf, title } = skipNote("image", unavailable);
 
 describe("container images built and run with podman", () => {
-  const run = `arbeider-test-${process.pid}`;
   const images = { worker: "", webhook: "", bun: "" };
-  const names: string[] = [];
-
-  /** `podman run -d` as `run-<role>`, remembered for removal. */
-  async function start(role: string, args: string[], image: string, command: string[] = []): Promise<string> {
-    const name = `${run}-${role}`;
-    names.push(name);
-    await podman(["run", "-d", "--name", name, ...args, image, ...command]);
-    return name;
-  }
-  const logs = async () =>
-    (await Promise.all(names.map(async (n) => { const r = await exec(["podman", "logs", n]); return `--- ${n}\n${r.stdout}${r.stderr}`; }))).join("\n");
+  const containers = containerSet(`arbeider-test-${process.pid}`);
 
   // Hooks of skipped tests would count as skipped tests of their own.
   if (!unavailable) beforeAll(async () => {
@@ -62,7 +71,7 @@ describe("container images built and run with podman", () => {
   }, 900_000);
 
   if (!unavailable) afterAll(async () => {
-    await removeContainers(names);
+    await containers.removeAll();
     await stopAll();
   }, 90_000);
 
@@ -110,13 +119,7 @@ describe("container images built and run with podman", () => {
     const nodes = { mounted: "img-mounted", cloned: "img-cloned" };
     for (const node of Object.values(nodes)) fleet.track(node);
     try {
-      // The origin, served over git:// as a remote origin would be; its first commit is examples/app.
-      const origin = makeOrigin(dir);
-      origin.commit("master", Object.fromEntries(APP_FILES.map((f) => [f, readFileSync(join(ROOT, "examples/app", f), "utf8")])), "the app");
-      const gitPort = await freePort();
-      const daemon = startProcess(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", `--port=${gitPort}`, `--base-path=${dir}`, dir], {});
-      const originUrl = `git://127.0.0.1:${gitPort}/origin.git`;
-      await waitUntil(async () => (await exec(["git", "ls-remote", originUrl])).code === 0, `git daemon at ${originUrl}`, 15_000, 100);
+      const { origin, originUrl, daemon } = await serveAppOrigin(dir);
 
       const keys = makeKeys(join(dir, "keys"));
       chownSync(keys.signingFile, 1000, 1000);
@@ -129,17 +132,13 @@ describe("container images built and run with podman", () => {
       const apiKey = `k${crypto.randomUUID().replaceAll("-", "")}`;
       const port = await freePort();
       const shared = { AMQP_URL: process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672", ARBEIDER_FLEET: fleet.fleet, LOG_LEVEL: "debug" };
-      const webhook = await start("webhook", [
+      const webhook = await containers.start("webhook", [
         "--network", "host",
         "-v", `${keys.signingFile}:/run/secrets/arbeider_signing_key:ro`,
         ...serviceEnv(compose.services.webhook!, { ...shared, ARBEIDER_API_KEY: apiKey, PORT: String(port), HOST: "127.0.0.1" }),
       ], images.webhook);
       const url = `http://127.0.0.1:${port}`;
-      const api = async <T>(path: string, body?: unknown): Promise<T> => {
-        const init = body === undefined ? {} : { method: "POST", body: JSON.stringify(body) };
-        const response = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" } });
-        return (await response.json()) as T;
-      };
+      const api = apiOf(url, apiKey);
       await waitUntil(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.ok, "the webhook container's /healthz", 30_000, 100);
       await podman(["healthcheck", "run", webhook]);
 
@@ -149,12 +148,12 @@ describe("container images built and run with podman", () => {
         "-v", `${keys.verifyFile}:/run/secrets/arbeider_verify_key:ro`,
         ...serviceEnv(worker, { ...shared, ARBEIDER_NODE_ID: node, ARBEIDER_HEARTBEAT_SECONDS: "1", ...env }),
       ];
-      const mounted = await start("worker-mounted", [...workerArgs(nodes.mounted, { APP_REPO_URL: "unused: the checkout is mounted" }), "-v", `${checkout}:/srv/app`, "-v", `${runDir}:/run/app`], images.worker);
-      const cloned = await start("worker-cloned", workerArgs(nodes.cloned, { APP_REPO_URL: originUrl }), images.worker);
+      const mounted = await containers.start("worker-mounted", [...workerArgs(nodes.mounted, { APP_REPO_URL: "unused: the checkout is mounted" }), "-v", `${checkout}:/srv/app`, "-v", `${runDir}:/run/app`], images.worker);
+      const cloned = await containers.start("worker-cloned", workerArgs(nodes.cloned, { APP_REPO_URL: originUrl }), images.worker);
 
       // The app beside the mounted node, as compose's app-1: the checkout read-only, the worker's process namespace.
       const appService = compose.services["app-1"]!;
-      const app = await start("app", [
+      const app = await containers.start("app", [
         "--network", "none", "--pid", `container:${mounted}`, "--user", appService.user!,
         "-v", `${checkout}:/srv/app:ro`, "-v", `${runDir}:/run/app`, ...serviceEnv(appService, {}),
       ], images.bun, appService.command);
@@ -204,12 +203,12 @@ describe("container images built and run with podman", () => {
         await podman(["stop", "--time", "20", cloned], { timeoutMs: 40_000 });
         expect(await podman(["inspect", "--format", "{{.State.ExitCode}}", cloned])).toBe("0");
       } catch (error) {
-        throw new Error(`${(error as Error).message}\n\ncontainer logs:\n${await logs()}`, { cause: error });
+        throw new Error(`${(error as Error).message}\n\ncontainer logs:\n${await containers.logs()}`, { cause: error });
       } finally {
         await daemon.stop(2000);
       }
     } finally {
-      await removeContainers(names);
+      await containers.removeAll();
       await fleet.cleanup();
       removeDirs(dir);
     }

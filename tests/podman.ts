@@ -56,13 +56,34 @@ export async function podman(args: string[], options: { cwd?: string; timeoutMs?
   return result.stdout.trim();
 }
 
-/** Removes containers, newest first: one that joined another's process namespace must go before it. */
-export async function removeContainers(names: string[]): Promise<void> {
-  for (const name of [...names].reverse()) {
-    const removed = await exec(["podman", "rm", "--force", "--ignore", "--time", "0", name], { timeoutMs: 60_000 });
-    if (removed.code !== 0) throw new Error(`cannot remove container ${name}: ${removed.stderr}`);
-  }
-  names.length = 0;
+/** Containers named `<prefix>-<role>`: started detached, their logs, and their removal. */
+export function containerSet(prefix: string) {
+  const names: string[] = [];
+  return {
+    /** `podman run -d` with `args` before the image and `command` after it; returns the name. */
+    async start(role: string, args: string[], image: string, command: string[] = []): Promise<string> {
+      const name = `${prefix}-${role}`;
+      names.push(name);
+      await podman(["run", "-d", "--name", name, ...args, image, ...command]);
+      return name;
+    },
+    /** Every container's output, for a failure message. */
+    async logs(): Promise<string> {
+      const each = await Promise.all(names.map(async (name) => {
+        const got = await exec(["podman", "logs", name]);
+        return `--- ${name}\n${got.stdout}${got.stderr}`;
+      }));
+      return each.join("\n");
+    },
+    /** Removes them newest first: one that joined another's process namespace must go before it. */
+    async removeAll(): Promise<void> {
+      for (const name of names.reverse()) {
+        const removed = await exec(["podman", "rm", "--force", "--ignore", "--time", "0", name], { timeoutMs: 60_000 });
+        if (removed.code !== 0) throw new Error(`cannot remove container ${name}: ${removed.stderr}`);
+      }
+      names.length = 0;
+    },
+  };
 }
 
 /** Why podman cannot run a container here, or undefined when it can. Takes well under a second. */
