@@ -12,7 +12,7 @@ STAMP := node_modules/.arbeider-installed
 # file joins this list only if it keeps `make test-fast` within a few seconds.
 FAST_TESTS := tests/cli.test.ts tests/config.test.ts tests/deployments.test.ts tests/protocol.test.ts \
   tests/signing.test.ts tests/webhook-app.test.ts tests/webhook-providers.test.ts tests/worker-units.test.ts \
-  tests/systemd-units.test.ts
+  tests/rollout.test.ts tests/strategy.test.ts tests/systemd-units.test.ts tests/ci-run.test.ts
 
 .PHONY: install rabbitmq browser podman check test test-fast demo dist images bench clean
 
