@@ -3,19 +3,21 @@
  * a downloaded browser): one headless browser per test file, a fresh context
  * per page with HTTP Basic credentials, and every error the page's script
  * throws collected so a test can insist there was none. When
- * /usr/bin/chromium is missing the tests skip and say why, loudly.
+ * /usr/bin/chromium is missing the tests are reported skipped, with the reason.
  */
 import { afterAll, beforeAll } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { ROOT } from "./helpers.ts";
+import { skipNote } from "./skip.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
 const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 export const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`\n*** dashboard tests SKIPPED: ${CHROMIUM} is missing (apt-get install chromium, or run make test as root) ***\n`);
+/** `testIf(title(name), ...)`: skipped, with the reason in its name, when Chromium is missing. */
+export const { testIf, title } = skipNote("dashboard browser", haveChromium ? undefined : `${CHROMIUM} is missing (apt-get install chromium, or run make test as root)`);
 
 /** Screenshots for a person to look at. */
 export const OUTPUT = join(ROOT, "tests/output");

@@ -12,7 +12,7 @@ import { mergeSnapshot, snapshot, type Deployment } from "../shared/served.ts";
 import { SCRIPT } from "../webhook/dashboard-assets.ts";
 import { mergeInto } from "../webhook/dashboard-merge.ts";
 import { createView } from "../webhook/view.ts";
-import { drawn, haveChromium, openDashboard, screenshot, useBrowser, type Opened } from "./browser.ts";
+import { drawn, openDashboard, screenshot, testIf, title, useBrowser, type Opened } from "./browser.ts";
 import { feeder, fillScene, LONG_NODE, servePage, type PageServer } from "./dashboard-fixture.ts";
 import { ROOT } from "./helpers.ts";
 
@@ -33,7 +33,7 @@ const overflowing = (o: Opened) =>
       .map((el) => `${el.tagName.toLowerCase()}.${el.className} ${(el.textContent ?? "").slice(0, 40)}`),
   );
 
-test.skipIf(!haveChromium)("at 390x844 nothing scrolls sideways: long node names and reasons, twenty chips, the node table as cards", async () => {
+testIf(title("at 390x844 nothing scrolls sideways: long node names and reasons, twenty chips, the node table as cards"), async () => {
   server = servePage();
   fillScene(server);
   for (const dark of [false, true]) {
@@ -54,7 +54,7 @@ test.skipIf(!haveChromium)("at 390x844 nothing scrolls sideways: long node names
   await screenshot(opened.page, "dashboard-1280");
 }, 60_000);
 
-test.skipIf(!haveChromium)("the scene reads right: node conditions, summary counted the same way, waves, rollback, rejections, output tail", async () => {
+testIf(title("the scene reads right: node conditions, summary counted the same way, waves, rollback, rejections, output tail"), async () => {
   server = servePage();
   fillScene(server);
   opened = await openDashboard(browser(), server.url, server.apiKey);
@@ -81,7 +81,7 @@ test.skipIf(!haveChromium)("the scene reads right: node conditions, summary coun
   expect(opened.errors).toEqual([]);
 }, 60_000);
 
-test.skipIf(!haveChromium)("a change redraws that deployment's card only; the others keep their elements, and nothing is fetched", async () => {
+testIf(title("a change redraws that deployment's card only; the others keep their elements, and nothing is fetched"), async () => {
   server = servePage();
   fillScene(server);
   opened = await openDashboard(browser(), server.url, server.apiKey);
@@ -103,7 +103,7 @@ test.skipIf(!haveChromium)("a change redraws that deployment's card only; the ot
   expect(opened.errors).toEqual([]);
 }, 60_000);
 
-test.skipIf(!haveChromium)("every value from a CI or a node stays text, on the first drawing and when it arrives live", async () => {
+testIf(title("every value from a CI or a node stays text, on the first drawing and when it arrives live"), async () => {
   const evil = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>';
   server = servePage();
   const source = { provider: "codeship", committer: evil, message: evil, url: "javascript:window.pwned=1", build: evil };

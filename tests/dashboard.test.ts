@@ -9,12 +9,12 @@
  * the latest"; running durations tick and a finished one shows its true
  * duration; rejected commands are shown and counted.
  */
-import { expect, test } from "bun:test";
+import { expect } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { formatDuration } from "../shared/format.ts";
 import type { Deployment } from "../shared/served.ts";
 import { generateKeyPair, parseSigningKey } from "../shared/signing.ts";
-import { drawn, haveChromium, openDashboard, screenshot, useBrowser, type Opened } from "./browser.ts";
+import { drawn, haveChromium, openDashboard, screenshot, testIf, title, useBrowser, type Opened } from "./browser.ts";
 import { command, git, head, waitUntil } from "./helpers.ts";
 import { useStack, type Stack } from "./stack.ts";
 
@@ -42,7 +42,7 @@ async function withPage(url: string, password: string, body: (o: Opened) => Prom
   }
 }
 
-test.skipIf(!haveChromium)("live through SSE snapshots: a rollout's chips turn succeeded with no page or list request, other cards untouched", async () => {
+testIf(title("live through SSE snapshots: a rollout's chips turn succeeded with no page or list request, other cards untouched"), async () => {
   const s = stack();
   expect((await fetch(`${s.url}/`)).status).toBe(401);
   const ping = (await s.api<{ deployment: string }>("/api/deployments", { method: "POST", body: JSON.stringify({ command: "ping" }) })).deployment;
@@ -99,7 +99,7 @@ function snapshotTamperingProxy(target: string) {
   });
 }
 
-test.skipIf(!haveChromium)("with the snapshots altered on the way the page is wrong: it draws what the snapshots say, not raw events or polls", async () => {
+testIf(title("with the snapshots altered on the way the page is wrong: it draws what the snapshots say, not raw events or polls"), async () => {
   const s = stack();
   const proxy = snapshotTamperingProxy(s.url);
   try {
@@ -117,7 +117,7 @@ test.skipIf(!haveChromium)("with the snapshots altered on the way the page is wr
   }
 }, 60_000);
 
-test.skipIf(!haveChromium)("a rollout's waves show; approve and abort work against a real paused rollout", async () => {
+testIf(title("a rollout's waves show; approve and abort work against a real paused rollout"), async () => {
   const s = stack();
   await withPage(s.url, s.apiKey, async (o) => {
     const first = s.origin.commit("master", { "gate.txt": "1\n" }, "Approved release");
@@ -143,7 +143,7 @@ test.skipIf(!haveChromium)("a rollout's waves show; approve and abort work again
   });
 }, 90_000);
 
-test.skipIf(!haveChromium)("running durations tick; a finished deployment shows finishedAt - createdAt; a node failed after its checkout moved is not on the latest", async () => {
+testIf(title("running durations tick; a finished deployment shows finishedAt - createdAt; a node failed after its checkout moved is not on the latest"), async () => {
   const s = stack();
   await withPage(s.url, s.apiKey, async (o) => {
     const gated = s.origin.commit("master", { gate: "1\n" }, "Slow migration");
@@ -180,7 +180,7 @@ test.skipIf(!haveChromium)("running durations tick; a finished deployment shows 
   });
 }, 90_000);
 
-test.skipIf(!haveChromium)("rejected commands: a forged one shows in the panel live, one in a deployment's name on its card, both counted", async () => {
+testIf(title("rejected commands: a forged one shows in the panel live, one in a deployment's name on its card, both counted"), async () => {
   const s = stack();
   const ping = (await s.api<{ deployment: string }>("/api/deployments", { method: "POST", body: JSON.stringify({ command: "ping", target: "node:ui-a" }) })).deployment;
   await until(s, ping, (d) => d.state === "succeeded", "succeeded");
