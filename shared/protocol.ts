@@ -136,6 +136,13 @@ export const Heartbeat = v.object({
   stopping: v.optional(v.boolean()),
   /** Tracked files of the checkout differ from HEAD. */
   dirty: v.optional(v.boolean()),
+  /**
+   * The worker's ARBEIDER_HEARTBEAT_SECONDS. The webhook counts a node online
+   * for three periods; learned from the gaps alone, the period of a node that
+   * just started and ran a command (which sends a beat at once) would look
+   * as short as that gap.
+   */
+  periodSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3600))),
 });
 export type Heartbeat = v.InferOutput<typeof Heartbeat>;
 

@@ -1,8 +1,9 @@
 /**
  * Which nodes are there, from their heartbeats: each node's latest heartbeat,
- * when it came, and its period, learned from the gaps between heartbeats. A
- * node is online while its last heartbeat is younger than three periods, and
- * offline at once when its worker said it is stopping.
+ * when it came, and its period: the one its heartbeat states, or for a worker
+ * that states none, learned from the gaps between heartbeats. A node is
+ * online while its last heartbeat is younger than three periods, and offline
+ * at once when its worker said it is stopping.
  */
 import type { Presence } from "../shared/deployments.ts";
 import type { Heartbeat } from "../shared/protocol.ts";
@@ -41,7 +42,7 @@ export function createPresence(now: () => number) {
       const previous = seen.get(heartbeat.node);
       if (previous && at < previous.lastSeen) return false;
       const gaps = previous ? nextGaps(previous, at - previous.lastSeen) : [];
-      const periodMs = gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
+      const periodMs = heartbeat.periodSeconds ? heartbeat.periodSeconds * 1000 : gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
       seen.set(heartbeat.node, { heartbeat, lastSeen: at, gaps, periodMs });
       return true;
     },

@@ -35,6 +35,7 @@ export function startHeartbeats(options: { settings: Settings; log: Logger; brok
       busy: busy(),
       version: VERSION,
       at: new Date().toISOString(),
+      periodSeconds: settings.env.ARBEIDER_HEARTBEAT_SECONDS,
     };
     try {
       await broker.publish(names(fleet).events, heartbeatKey(node), new TextEncoder().encode(JSON.stringify(heartbeat)));
