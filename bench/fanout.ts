@@ -6,7 +6,8 @@
  * of the two alternate, so both see the same machine; the fleets grow from
  * one size to the next instead of being restarted. Beside the wall time, the
  * CPU the workers spent per ping against what the bare consumers spent per
- * message, each counted over its own half of the rounds only.
+ * message, and on a private broker the broker's per node for each, every
+ * figure counted over its own half of the rounds only.
  */
 import { join } from "node:path";
 import { cpuMeter } from "./cpu.ts";
@@ -55,20 +56,25 @@ export async function fanout(h: Harness): Promise<Result[]> {
       const b: number[] = [];
       const workerCpu = cpuMeter({ roots: () => workers.map((p) => p.pid) });
       const bareCpu = cpuMeter({ roots: () => bare.map((p) => p.pid) });
-      const cpu = { workers: 0, bare: 0 };
+      const brokerCpu = cpuMeter({ roots: () => h.broker.pids });
+      const cpu = { workers: 0, bare: 0, brokerOurs: 0, brokerFloor: 0 };
       for (let i = 0; i < rounds; i++) {
         workerCpu.lap();
+        brokerCpu.lap();
         a.push(await ours(n));
         cpu.workers += workerCpu.lap();
+        cpu.brokerOurs += brokerCpu.lap();
         bareCpu.lap();
         b.push(await floor(n));
         cpu.bare += bareCpu.lap();
+        cpu.brokerFloor += brokerCpu.lap();
       }
       const goal = n >= 10 ? { ratioAtMost: 2 } : undefined;
       results.push(result(`fan-out ping p50, N=${n}`, percentile(a, 50), "ms", percentile(b, 50), goal));
       results.push(result(`fan-out ping p99, N=${n}`, percentile(a, 99), "ms", percentile(b, 99)));
       const perPing = (ms: number) => ms / (rounds * n);
       results.push(result(`worker CPU per ping vs bare consumer, N=${n}`, perPing(cpu.workers), "ms", perPing(cpu.bare), goal));
+      if (h.broker.kind === "private") results.push(result(`broker CPU per node and ping vs per bare message, N=${n}`, perPing(cpu.brokerOurs), "ms", perPing(cpu.brokerFloor)));
       console.error(`bench: fan-out N=${n}: p50 ${percentile(a, 50).toFixed(1)} ms (floor ${percentile(b, 50).toFixed(1)} ms), CPU per ping ${perPing(cpu.workers).toFixed(2)} ms (bare ${perPing(cpu.bare).toFixed(2)} ms)`);
     }
   } finally {

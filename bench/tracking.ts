@@ -22,7 +22,7 @@ interface Side {
   webhook: Webhook;
   sse: SseClient;
   fleet: Proc;
-  perEvent: { wallMs: number[]; cpuMs: number[]; sseBytes: number[] };
+  perEvent: { wallMs: number[]; cpuMs: number[]; brokerMs: number[]; sseBytes: number[] };
 }
 
 async function side(h: Harness, nodes: number): Promise<Side> {
@@ -31,12 +31,13 @@ async function side(h: Harness, nodes: number): Promise<Side> {
   const proc = h.spawn(["bun", "bench/event-fleet.ts"], { ARBEIDER_FLEET: fleet, BENCH_NODES: String(nodes) });
   await proc.waitForLine("ready", 60_000);
   await webhook.online(nodes);
-  return { nodes, webhook, sse: await followEvents(webhook.url), fleet: proc, perEvent: { wallMs: [], cpuMs: [], sseBytes: [] } };
+  return { nodes, webhook, sse: await followEvents(webhook.url), fleet: proc, perEvent: { wallMs: [], cpuMs: [], brokerMs: [], sseBytes: [] } };
 }
 
 /** One deployment to every node of `s`; records its figures per node event. */
-async function round(s: Side, record: boolean): Promise<void> {
+async function round(h: Harness, s: Side, record: boolean): Promise<void> {
   const meter = cpuMeter({ roots: () => [s.webhook.proc.pid] });
+  const broker = cpuMeter({ roots: () => h.broker.pids });
   const bytes = s.sse.bytes;
   const t0 = performance.now();
   const id = await s.webhook.deploy({ command: "update", target: "all", args: { branch: "master", commit: "1".repeat(40) } });
@@ -46,6 +47,7 @@ async function round(s: Side, record: boolean): Promise<void> {
   const events = s.nodes * EVENTS_PER_NODE;
   s.perEvent.wallMs.push((end.at - t0) / events);
   s.perEvent.cpuMs.push(meter.lap() / events);
+  s.perEvent.brokerMs.push(broker.lap() / events);
   s.perEvent.sseBytes.push((s.sse.bytes - bytes) / events);
 }
 
@@ -59,15 +61,17 @@ export async function tracking(h: Harness): Promise<Result[]> {
     sides.push(await side(h, small), await side(h, large));
     const [a, b] = sides as [Side, Side];
     for (let r = 0; r <= rounds; r++) {
-      for (let i = 0; i < smallPerLarge; i++) await round(a, r > 0);
-      await round(b, r > 0);
+      for (let i = 0; i < smallPerLarge; i++) await round(h, a, r > 0);
+      await round(h, b, r > 0);
     }
-    const cpu = (s: Side) => s.perEvent.cpuMs.reduce((x, y) => x + y, 0) / s.perEvent.cpuMs.length;
+    const mean = (samples: number[]) => samples.reduce((x, y) => x + y, 0) / samples.length;
+    const cpu = (s: Side) => mean(s.perEvent.cpuMs);
     console.error(`bench: tracking: CPU per node event ${(cpu(b) * 1000).toFixed(0)} µs at ${large} nodes, ${(cpu(a) * 1000).toFixed(0)} µs at ${small}`);
     return [
       result(`tracking: webhook CPU per node event, ${large} vs ${small} nodes`, cpu(b) * 1000, "µs", cpu(a) * 1000, { ratioAtMost: 1.5 }),
       result(`tracking: time per node event, ${large} vs ${small} nodes`, median(b.perEvent.wallMs) * 1000, "µs", median(a.perEvent.wallMs) * 1000),
       result(`tracking: SSE bytes per node event, ${large} nodes`, median(b.perEvent.sseBytes), "B", median(a.perEvent.sseBytes), { valueBelow: 2048 }),
+      ...(h.broker.kind === "private" ? [result(`tracking: broker CPU per node event, ${large} vs ${small} nodes`, mean(b.perEvent.brokerMs) * 1000, "µs", mean(a.perEvent.brokerMs) * 1000)] : []),
     ];
   } finally {
     for (const s of sides) s.sse.close();
