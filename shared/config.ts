@@ -156,8 +156,59 @@ const branches = v.pipe(
   }),
 );
 
+/** An API base URL: http(s), without a trailing slash. */
+const apiUrl = (fallback: string) =>
+  v.pipe(text(fallback), v.regex(/^https?:\/\/[^\s/]+[^\s]*$/, "must be an http:// or https:// URL"), v.transform((s) => s.replace(/\/+$/, "")));
+
+/** A token sent in a header: printable, no spaces (a pasted newline would break the header). */
+const token = v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]+$/, "must be printable characters without spaces")));
+
+/** Where a notification goes: a URL that gets signed JSON, or a Slack incoming webhook (`slack+https://`). */
+export interface NotifyUrl {
+  kind: "notify" | "slack";
+  url: string;
+}
+
+/** ARBEIDER_NOTIFY_URLS: its errors name the item by position, never by its text (a Slack URL is a secret). */
+const notifyUrls = v.pipe(
+  v.optional(v.string(), ""),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const items = dataset.value.split(",").map((item) => item.trim()).filter(Boolean);
+    const out: NotifyUrl[] = [];
+    for (const [i, item] of items.entries()) {
+      const slack = item.startsWith("slack+");
+      const url = slack ? item.slice("slack+".length) : item;
+      if (!/^https?:\/\/[^\s/]+[^\s]*$/.test(url) || !URL.canParse(url)) {
+        addIssue({ message: `item ${i + 1} must be an http:// or https:// URL, or slack+https:// for Slack` });
+        return NEVER;
+      }
+      out.push({ kind: slack ? "slack" : "notify", url });
+    }
+    if (out.length > 999) {
+      addIssue({ message: "names more than 999 URLs" });
+      return NEVER;
+    }
+    return out;
+  }),
+);
+
+/** Reporting back (README "Reporting back"): where deployments' states are reported, and how. */
+const ReportEnv = {
+  /** The environment name reported; default: each deployment's target. */
+  ARBEIDER_ENVIRONMENT: v.optional(v.pipe(v.string(), v.regex(/^[^\x00-\x1f\x7f]{1,100}$/, "must be 1 to 100 printable characters"))),
+  GITHUB_TOKEN: token,
+  GITHUB_API_URL: apiUrl("https://api.github.com"),
+  GITLAB_API_TOKEN: token,
+  GITLAB_URL: apiUrl("https://gitlab.com"),
+  ARBEIDER_NOTIFY_URLS: notifyUrls,
+  ARBEIDER_NOTIFY_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, "must be at least 16 characters"))),
+  /** Seconds one delivery attempt may take. */
+  ARBEIDER_REPORT_TIMEOUT: integer(10, 1, 300),
+};
+
 export const WebhookEnv = v.object({
   ...SharedEnv,
+  ...ReportEnv,
   PORT: integer(8080, 0, 65_535),
   HOST: text("0.0.0.0"),
   ARBEIDER_SIGNING_KEY_FILE: v.string(),

@@ -49,6 +49,18 @@ export interface Deployment {
   pausedAfter?: number;
   rollback?: ServedRollback;
   supersededBy?: string;
+  /** Where its states were reported (CI providers, notification URLs) and how that went. */
+  reports?: ServedReport[];
+}
+
+/** One state reported to one target: `pending` while it is tried, then `delivered` or `failed`. */
+export interface ServedReport {
+  target: string;
+  event: string;
+  state: "pending" | "delivered" | "failed";
+  attempts: number;
+  at: string;
+  reason?: string;
 }
 
 /** A snapshot sent over SSE: top-level fields, and the nodes that changed (all of them when `full`). */
@@ -178,7 +190,15 @@ function head(record: DeploymentRecord, now: number): Omit<Deployment, "nodes" |
   const rollback = servedRollback(record);
   if (rollback) out.rollback = rollback;
   if (record.superseded) out.supersededBy = record.superseded.by;
+  const reports = servedReports(record);
+  if (reports) out.reports = reports;
   return out;
+}
+
+/** The reports in the order they were first recorded; undefined when there are none. */
+function servedReports(record: DeploymentRecord): ServedReport[] | undefined {
+  if (record.reports.size === 0) return undefined;
+  return [...record.reports.values()].map(({ target, event, state, attempts, at, reason }) => ({ target, event, state, attempts, at, ...(reason ? { reason } : {}) }));
 }
 
 /** The served deployment at `now` (ms), or undefined while its `created` record is unknown. */
