@@ -10,7 +10,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { loadConfig, WebhookEnv } from "../shared/config.ts";
 import { createLogger } from "../shared/log.ts";
 import type { Command, Event } from "../shared/protocol.ts";
-import type { Decision } from "../shared/records.ts";
+import type { Decision, ReportDecision } from "../shared/records.ts";
 import { DEFAULT_STRATEGY } from "../shared/strategy.ts";
 import type { RetryPolicy } from "../webhook/delivery.ts";
 import { createMetrics } from "../webhook/metrics.ts";
@@ -127,7 +127,7 @@ describe("reporter", () => {
     h.apply(created("d3"));
     h.apply(wave("d3"));
     const delivery = "0b9e6f4e-7a43-4c0e-9d5f-7f1d2a3b4c5d";
-    const report = (event: string, state: "pending" | "delivered", attempts: number): Decision => ({
+    const report = (event: string, state: "pending" | "delivered", attempts: number): ReportDecision => ({
       v: 1, deployment: "d3", at: iso(1), decision: "report", delivery, target: "notify:1", event, state, attempts,
     });
     h.apply(report("deployment.queued", "pending", 2));
@@ -159,7 +159,7 @@ describe("reporter", () => {
 });
 
 describe("GitHub's answers", () => {
-  const rows: [name: string, first: { status: number; body?: unknown; headers?: Record<string, string> }[], state: string, attempts: number, reason?: string][] = [
+  const rows: [name: string, first: { status: number; body?: unknown; headers?: Record<string, string> }[], state: "delivered" | "failed", attempts: number, reason?: string][] = [
     ["a secondary rate limit is waited out as retry-after says", [{ status: 403, body: { message: "You have exceeded a secondary rate limit." }, headers: { "retry-after": "1" } }], "delivered", 2],
     ["a server error is tried again", [{ status: 502, body: { message: "Server Error" } }, { status: 503, body: {} }], "delivered", 3],
     ["a body GitHub refuses is given up at once", [{ status: 422, body: { message: "Validation Failed" } }], "failed", 1, "HTTP 422: Validation Failed"],

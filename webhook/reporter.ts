@@ -15,14 +15,12 @@
 import { randomUUID } from "node:crypto";
 import { reportKey, type DeploymentRecord } from "../shared/deployments.ts";
 import type { Logger } from "../shared/log.ts";
-import { PROTOCOL_VERSION } from "../shared/protocol.ts";
-import type { ReportDecision } from "../shared/records.ts";
-import { deploymentState, type DeploymentState } from "../shared/served.ts";
-import { clipText } from "../shared/summary.ts";
-import { createHttp, DEFAULT_POLICY, DeliveryError, redact, retryDelay, tryDelivering, type RetryPolicy, type TriesResult } from "./delivery.ts";
+import { deploymentState, type Deployment, type DeploymentState } from "../shared/served.ts";
+import { DEFAULT_POLICY, type RetryPolicy } from "./delivery.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Recorder } from "./records.ts";
-import type { ReportJob, ReportTarget } from "./report-targets.ts";
+import { createOutbox, type Held } from "./report-outbox.ts";
+import type { ReportTarget } from "./report-targets.ts";
 import type { View } from "./view.ts";
 
 export interface ReporterOptions {
@@ -44,48 +42,26 @@ export interface ReporterOptions {
 const FRESH_MS = 3_600_000;
 const TAKEOVER_POLL_MS = 500;
 const RECORD_RETRY_MS = 5000;
-const END_RECORD_TRIES = 5;
-
-/** A delivery as the reporter holds it between tries. */
-interface Held {
-  record: DeploymentRecord;
-  target: ReportTarget;
-  delivery: string;
-  event: string;
-  state: DeploymentState;
-  since: string;
-  attempts: number;
-}
 
 export function createReporter(o: ReporterOptions) {
-  const { view, log, metrics } = o;
+  const { view, log } = o;
   const now = o.now ?? Date.now;
-  const policy = o.policy ?? DEFAULT_POLICY;
-  const http = createHttp({ timeoutMs: policy.timeoutMs, fetch: o.fetch, now });
   const targets = new Map(o.targets.map((t) => [t.name, t]));
   const last = new Map<string, DeploymentState>();
   // Deliveries this process holds: active while queued or tried, done until the history brings their end back.
   const held = new Map<string, "active" | "done">();
-  // Per deployment and target: the last event queued here, what the target created, the chain of deliveries.
+  // Per deployment and target: the last event queued here, and the chain of its deliveries.
   const lastQueued = new Map<string, string>();
-  const remotes = new Map<string, string>();
   const chains = new Map<string, Promise<void>>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const stopping = new AbortController();
   let wasDriving = false;
 
   const mayGoOn = () => o.driving() && !stopping.signal.aborted;
+  const outbox = createOutbox({ ...o, policy: o.policy ?? DEFAULT_POLICY, mayGoOn, stopping: stopping.signal, now });
+  const { clean } = outbox;
   const pairOf = (h: { record: DeploymentRecord; target: ReportTarget }) => `${h.record.id} ${h.target.name}`;
   const keyOf = (id: string, target: string, event: string) => `${id} ${target} ${event}`;
-  const clean = (text: string) => clipText(redact(text, o.secrets), 500);
-
-  function write(h: Held, fields: Pick<ReportDecision, "state" | "attempts" | "remote" | "reason">): Promise<void> {
-    const { reason, remote, ...rest } = fields;
-    return o.record({
-      v: PROTOCOL_VERSION, deployment: h.record.id, at: new Date(now()).toISOString(), decision: "report",
-      delivery: h.delivery, target: h.target.name, event: h.event, ...rest, ...(remote ? { remote } : {}), ...(reason ? { reason: clean(reason) } : {}),
-    });
-  }
 
   function later(fn: () => void, ms: number): void {
     const timer = setTimeout(() => {
@@ -93,18 +69,6 @@ export function createReporter(o: ReporterOptions) {
       fn();
     }, ms);
     timers.add(timer);
-  }
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        stopping.signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      stopping.signal.addEventListener("abort", done, { once: true });
-    });
   }
 
   /** Runs `step` after the deliveries already queued for the same deployment and target. */
@@ -137,10 +101,12 @@ export function createReporter(o: ReporterOptions) {
     if (!mayGoOn() || !record.spec || !inScope(record)) return;
     const state = deploymentState(record);
     const event = `deployment.${state}`;
+    let deployment: Deployment | undefined;
     for (const target of targets.values()) {
       const word = target.word(record, state);
       if (word === undefined || known(record, target.name, event) || lastWord(record, target) === word) continue;
-      enqueue({ record, target, delivery: randomUUID(), event, state, since: new Date(now()).toISOString(), attempts: 0 });
+      deployment ??= view.get(record.id);
+      enqueue({ record, target, delivery: randomUUID(), event, state, since: new Date(now()).toISOString(), attempts: 0, deployment });
     }
   }
 
@@ -149,7 +115,7 @@ export function createReporter(o: ReporterOptions) {
     const key = keyOf(h.record.id, h.target.name, h.event);
     held.set(key, "active");
     lastQueued.set(pairOf(h), h.event);
-    const written = write(h, { state: "pending", attempts: 0 });
+    const written = outbox.write(h, { state: "pending", attempts: 0 });
     chain(pairOf(h), async () => {
       try {
         await written;
@@ -172,69 +138,17 @@ export function createReporter(o: ReporterOptions) {
       if (entry.state !== "pending" || !target || held.has(key)) continue;
       held.set(key, "active");
       const state = entry.event.slice("deployment.".length) as DeploymentState;
-      if (entry.remote) remotes.set(`${record.id} ${target.name}`, entry.remote);
       const h: Held = { record, target, delivery: entry.delivery, event: entry.event, state, since: entry.since, attempts: entry.attempts };
       chain(pairOf(h), () => deliver(h));
     }
   }
 
-  function remoteOf(h: Held): string | undefined {
-    const known = remotes.get(pairOf(h));
-    if (known) return known;
-    for (const entry of h.record.reports.values()) if (entry.target === h.target.name && entry.remote) return entry.remote;
-    return undefined;
-  }
-
-  /** Tries one delivery until it ends or this process may no longer try, then records how it ended. */
+  /** Tries `h`; once it ended, it is done here until the history brings its end back. */
   async function deliver(h: Held): Promise<void> {
     const key = keyOf(h.record.id, h.target.name, h.event);
-    const job: ReportJob = {
-      delivery: h.delivery, event: h.event, state: h.state, at: h.since, record: h.record, deployment: view.get(h.record.id)!, remote: remoteOf(h),
-      remember: async (remote) => {
-        job.remote = remote;
-        remotes.set(pairOf(h), remote);
-        await write(h, { state: "pending", attempts: h.attempts, remote }).catch((error) => log.warn("cannot record what a report created", { deployment: h.record.id, target: h.target.name, error: clean((error as Error).message) }));
-      },
-    };
-    const attempt = () =>
-      h.target.send(job, http).catch((error) => {
-        if (error instanceof DeliveryError && error.timedOut) metrics.report(h.target.name, "timed_out");
-        throw error;
-      });
-    const result = await tryDelivering(attempt, {
-      policy, made: h.attempts, mayGoOn, sleep,
-      onRetry: async (tries, error) => {
-        h.attempts = tries;
-        metrics.report(h.target.name, "retried");
-        log.info("report not delivered yet; trying again", { deployment: h.record.id, target: h.target.name, event: h.event, tries, reason: clean(error.message) });
-        await write(h, { state: "pending", attempts: tries, reason: error.message }).catch(() => {});
-      },
-    });
-    if (result.outcome === "stopped") {
-      // Left pending in the history: the process that drives now takes it on.
-      held.delete(key);
-      return;
-    }
-    metrics.report(h.target.name, result.outcome);
-    const fields = { deployment: h.record.id, target: h.target.name, event: h.event, tries: result.tries };
-    if (result.outcome === "delivered") log.info("report delivered", fields);
-    else log.warn("report given up", { ...fields, reason: clean(result.reason ?? "") });
-    held.set(key, "done");
-    await recordEnd(h, result);
-  }
-
-  /** The end record; retried a few times, since without it the next driver would deliver again. */
-  async function recordEnd(h: Held, result: TriesResult): Promise<void> {
-    for (let i = 1; ; i++) {
-      try {
-        return await write(h, { state: result.outcome as "delivered" | "failed", attempts: result.tries, reason: result.reason });
-      } catch (error) {
-        if (i >= END_RECORD_TRIES || stopping.signal.aborted) {
-          return log.warn("cannot record how a report ended", { deployment: h.record.id, target: h.target.name, event: h.event, error: clean((error as Error).message) });
-        }
-        await sleep(retryDelay(i, policy));
-      }
-    }
+    if (await outbox.deliver(h)) held.set(key, "done");
+    // Left pending in the history: the process that drives now takes it on.
+    else held.delete(key);
   }
 
   /** Became the driver: take on the deliveries left pending, and report states nobody reported. */
