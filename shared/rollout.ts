@@ -7,9 +7,9 @@
  * webhook/driver.ts records each decision in the history and sends the
  * commands it names; nothing here talks to the broker.
  */
-import { awaited, expiryOf, failures, FINAL_STATES, type DeploymentRecord, type Presence, type Run } from "./deployments.ts";
+import { awaited, expiryOf, failures, type DeploymentRecord, type Presence } from "./deployments.ts";
 import type { Decision } from "./records.ts";
-import { deploymentState, finishedAt } from "./served.ts";
+import { deploymentState, finishedAt, needsRollback } from "./served.ts";
 
 /** A command the driver sends one node for a deployment. */
 export interface Send {
@@ -34,13 +34,6 @@ export function isOpenRollout(record: DeploymentRecord, now: number): boolean {
   return finishedAt(record, deploymentState(record)) === undefined || needsRollback(record).length > 0;
 }
 
-/** The check out moved and this rollout moved it: a node to send back if it aborts. */
-const changedIt = (run: Run | undefined) => run !== undefined && FINAL_STATES.has(run.state) && !!run.commitBefore && !!run.commitAfter && run.commitBefore !== run.commitAfter;
-
-function needsRollback(record: DeploymentRecord): string[] {
-  if (!record.abort || record.strategy?.on_failure !== "rollback") return [];
-  return [...record.runs.entries()].filter(([node, run]) => changedIt(run) && !record.rollback?.nodes.has(node)).map(([node]) => node);
-}
 
 const decide = (decision: Decision, send: Send[] = []): Step => ({ do: "decide", decision, send });
 const base = (record: DeploymentRecord, now: number) => ({ v: 1 as const, deployment: record.id, at: new Date(now).toISOString() });

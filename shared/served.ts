@@ -7,7 +7,7 @@
  * `mergeSnapshot`; they never fold events themselves. Pure.
  */
 import type { Command } from "./protocol.ts";
-import { failures, FINAL_STATES, BAD_STATES, reportOf, type DeploymentRecord, type NodeReport } from "./deployments.ts";
+import { failures, FINAL_STATES, BAD_STATES, reportOf, type DeploymentRecord, type NodeReport, type Run } from "./deployments.ts";
 import type { Strategy } from "./strategy.ts";
 
 export type DeploymentState = "queued" | "running" | "paused" | "succeeded" | "failed" | "rolled_back" | "superseded";
@@ -83,6 +83,15 @@ function rollbackState(record: DeploymentRecord): ServedRollback["state"] | unde
   return done === record.rollback.nodes.size ? "succeeded" : "running";
 }
 
+/** The check out moved and this rollout moved it: a node to send back if it aborts. */
+const changedIt = (run: Run | undefined) => run !== undefined && FINAL_STATES.has(run.state) && !!run.commitBefore && !!run.commitAfter && run.commitBefore !== run.commitAfter;
+
+/** The nodes an aborted rollout with on_failure=rollback has yet to send back: until they are, it is not over. */
+export function needsRollback(record: DeploymentRecord): string[] {
+  if (!record.abort || record.strategy?.on_failure !== "rollback") return [];
+  return [...record.runs.entries()].filter(([node, run]) => changedIt(run) && !record.rollback?.nodes.has(node)).map(([node]) => node);
+}
+
 /** Nodes of the deployment still at work: for a rollout, of its waves only (a late node catching up does not reopen it). */
 export function runningNodes(record: DeploymentRecord): number {
   return record.plan && record.plan.length > 0 ? record.waves.reduce((sum, w) => sum + w.running, 0) : record.total.running;
@@ -102,7 +111,8 @@ export function deploymentState(record: DeploymentRecord): DeploymentState {
     if (record.strategy?.on_failure === "halt") return "failed";
     const rollback = rollbackState(record);
     if (rollback === "failed") return "failed";
-    if (runningNodes(record) > 0 || rollback === "running") return "running";
+    // Between the abort and the rollback decision it is not failed: the rollback is about to start.
+    if (runningNodes(record) > 0 || rollback === "running" || needsRollback(record).length > 0) return "running";
     return rollback === "succeeded" ? "rolled_back" : "failed";
   }
   if (record.plan.length === 0) {

@@ -102,6 +102,21 @@ describe("report records", () => {
   });
 });
 
+describe("served state", () => {
+  test("an aborted rollout waiting for its rollback decision is running, not failed (no failure is reported before the rollback)", () => {
+    const record = createRecord("d1");
+    applyEvent(record, { ...created, waves: [["a"], ["b"]] });
+    applyDecision(record, { v: 1, deployment: "d1", at: at(1), decision: "wave", wave: 1 });
+    applyEvent(record, { v: 1, deployment: "d1", command: "u-a", node: "a", state: "failed", at: at(2), commitBefore: "1".repeat(40), commitAfter: "a".repeat(40) });
+    applyDecision(record, { v: 1, deployment: "d1", at: at(3), decision: "abort", reason: "1 node failed" });
+    expect(deploymentState(record)).toBe("running");
+    applyDecision(record, { v: 1, deployment: "d1", at: at(4), decision: "rollback", nodes: { a: "1".repeat(40) } });
+    expect(deploymentState(record)).toBe("running");
+    applyEvent(record, { v: 1, deployment: "d1", command: "r-a", node: "a", state: "succeeded", at: at(5), commitBefore: "a".repeat(40), commitAfter: "1".repeat(40) });
+    expect(deploymentState(record)).toBe("rolled_back");
+  });
+});
+
 describe("the outcome line", () => {
   const deployment = (fields: Partial<Deployment>): Deployment => ({ ...present(fold([]), T0)!, ...fields });
   const rows: [string, Partial<Deployment>, string][] = [
