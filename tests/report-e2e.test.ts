@@ -217,4 +217,69 @@ describe("reporting back", () => {
       await Promise.all([down.stop(), refusing.stop(), hung.stop()]);
     }
   }, 180_000);
+
+  test("a webhook killed with its deliveries pending: the next one delivers each state once, and a later one repeats none", async () => {
+    const notify = fakeNotify(SECRET);
+    await notify.down();
+    try {
+      await withCase(["n1"], async (c) => {
+        const env = notifyEnv([notify.url]);
+        const first = await c.start(env);
+        const id = await c.deploy(first.url, c.nodes.origin.commit("master", { "app.txt": "v4\n" }));
+        expect((await finished(c, first.url, id)).state).toBe("succeeded");
+        await waitUntil(async () => {
+          const reports = (await c.get(first.url, id)).reports ?? [];
+          return reports.length === 3 && reports.every((r) => r.state === "pending") && reports[0].attempts >= 1;
+        }, "three reports pending, the first tried", 20_000, 100);
+        first.proc.child.kill("SIGKILL");
+        await first.proc.exited;
+        notify.up();
+
+        const second = await c.start(env);
+        const reports = await reportsEnded(c, second.url, id, 3);
+        expect(reports.map((r) => `${r.event} ${r.state}`)).toEqual(["deployment.queued delivered", "deployment.running delivered", "deployment.succeeded delivered"]);
+        expect(notified(notify.requests, id)).toEqual(["deployment.queued", "deployment.running", "deployment.succeeded"]);
+        await second.proc.stop(5000);
+
+        const third = await c.start(env);
+        await third.proc.waitForLog('"msg":"reporting deployments"', 20_000);
+        const next = await c.deploy(third.url, c.nodes.origin.commit("master", { "app.txt": "v5\n" }));
+        await reportsEnded(c, third.url, next, 3);
+        expect(notified(notify.requests, next)).toEqual(["deployment.queued", "deployment.running", "deployment.succeeded"]);
+        expect(notified(notify.requests, id).length).toBe(3);
+      });
+    } finally {
+      await notify.stop();
+    }
+  }, 120_000);
+
+  test("two replicas: only the driving one reports, each state once; when it dies the other takes over", async () => {
+    const notify = fakeNotify(SECRET);
+    const delivered = (proc: Proc, id: string) => proc.output().split("\n").filter((line) => line.includes('"msg":"report delivered"') && line.includes(id)).length;
+    const states = ["deployment.queued", "deployment.running", "deployment.succeeded"];
+    try {
+      await withCase(["n1"], async (c) => {
+        const env = notifyEnv([notify.url]);
+        const a = await c.start(env);
+        await a.proc.waitForLog('"msg":"driving rollouts"', 20_000);
+        const b = await c.start(env);
+        // Deployed through the replica that does not drive.
+        const id = await c.deploy(b.url, c.nodes.origin.commit("master", { "app.txt": "v6\n" }));
+        await reportsEnded(c, b.url, id, 3);
+        expect(notified(notify.requests, id)).toEqual(states);
+        expect([delivered(a.proc, id), delivered(b.proc, id)]).toEqual([3, 0]);
+
+        a.proc.child.kill("SIGKILL");
+        await a.proc.exited;
+        await b.proc.waitForLog('"msg":"driving rollouts"', 20_000);
+        const next = await c.deploy(b.url, c.nodes.origin.commit("master", { "app.txt": "v7\n" }));
+        await reportsEnded(c, b.url, next, 3);
+        expect(notified(notify.requests, next)).toEqual(states);
+        expect(delivered(b.proc, next)).toBe(3);
+        expect(notified(notify.requests, id)).toEqual(states);
+      });
+    } finally {
+      await notify.stop();
+    }
+  }, 120_000);
 });
