@@ -151,6 +151,14 @@ describe("reporting back", () => {
         expect(done.text).toBe(`:white_check_mark: ${id} succeeded: update master@${commit.slice(0, 7)} → all: 2/2 succeeded <${link}|open>`);
         expect(done.blocks[1]).toEqual({ type: "section", text: { type: "mrkdwn", text: `✔ n1 succeeded ${commit.slice(0, 7)}\n✔ n2 succeeded ${commit.slice(0, 7)}` } });
 
+        // `deploy.ts status ID` shows where it was reported.
+        const cli = Bun.spawn([process.execPath, "scripts/deploy.ts", "status", id], {
+          cwd: `${import.meta.dir}/..`, env: { PATH: process.env.PATH ?? "", ARBEIDER_URL: url, ARBEIDER_API_KEY: API_KEY }, stdout: "pipe", stderr: "pipe",
+        });
+        const [status, code] = await Promise.all([new Response(cli.stdout).text(), cli.exited]);
+        expect(code).toBe(0);
+        expect(status).toContain("  reported  github ✔ succeeded, github-status ✔ succeeded, gitlab ✔ succeeded, notify:1 ✔ succeeded, slack:2 ✔ succeeded\n");
+
         // A rollout that fails and is rolled back is a failure on GitHub and GitLab.
         const broken = c.nodes.origin.commit("master", { broken: "yes\n" });
         const bad = await c.deploy(url, broken, "waves=1,100%");

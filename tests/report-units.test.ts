@@ -16,6 +16,7 @@ import { outcomeSummary } from "../shared/summary.ts";
 import { DEFAULT_POLICY, redact, retryable, retryAfterMs, retryDelay } from "../webhook/delivery.ts";
 import { slackMessage } from "../webhook/report-notify.ts";
 import { loadWebhookConfig } from "../webhook.ts";
+import { renderReports } from "../scripts/deploy/view.ts";
 
 const T0 = Date.parse("2026-03-01T10:00:00.000Z");
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -193,6 +194,19 @@ describe("the Slack message", () => {
     expect(message.blocks[0].text.text).toBe(":rocket: *running*  <https://deploy.example.com/#deployment=d1|d1>\nupdate master@aaaaaaa → all");
     expect(message.blocks[1].text.text).toBe("✘ b failed: boom &lt;script&gt;\n✔ a succeeded ccccccc");
     expect(message.blocks[2]).toEqual({ type: "context", elements: [{ type: "mrkdwn", text: "1/2 succeeded, 1 failed" }] });
+  });
+});
+
+describe("deploy.ts status", () => {
+  test("shows each target's latest report, and why one failed or waits", () => {
+    const d = present(fold([
+      report("delivered", 1, { target: "github", attempts: 1 }),
+      report("failed", 2, { target: "slack:2", attempts: 1, reason: "HTTP 400: no_text" }),
+      report("delivered", 3, { target: "github", event: "deployment.succeeded", attempts: 2 }),
+      report("pending", 4, { target: "notify:1", event: "deployment.succeeded", attempts: 3, reason: "HTTP 503\u001b[2J" }),
+    ]), T0)!;
+    expect(renderReports(d)).toEqual(["  reported  github ✔ succeeded, slack:2 ✘ queued (1 try: HTTP 400: no_text), notify:1 … succeeded (3 tries: HTTP 503 [2J)"]);
+    expect(renderReports(present(fold([]), T0)!)).toEqual([]);
   });
 });
 

@@ -129,7 +129,7 @@ export function summarize(d: Deployment, paint: Paint = plain): string {
   return `  ${paint("bold", paint(colourOf(overall), overall.toUpperCase()))}  ${parts.join(", ") || "no nodes"}`;
 }
 
-/** The whole deployment: a heading, one line per node, the summary. */
+/** The whole deployment: a heading, one line per node, where it was reported, the summary. */
 export function renderDeployment(d: Deployment, now: number, paint: Paint = plain): string[] {
   const ids = nodeIds(d);
   const width = Math.max(4, ...ids.map((node) => node.length));
@@ -137,8 +137,24 @@ export function renderDeployment(d: Deployment, now: number, paint: Paint = plai
   return [
     `${paint("bold", d.id)}  ${describe(d)}  ${paint("dim", elapsed)}`,
     ...ids.map((node) => renderNode(node, d.nodes[node], width, now, paint)),
+    ...renderReports(d, paint),
+    // Last: `follow` prints it alone at the end of a plain run.
     summarize(d, paint),
   ];
+}
+
+const REPORT_MARKS = { delivered: "✔", failed: "✘", pending: "…" } as const;
+
+/** Where the deployment was reported (README "Reporting back"): each target's latest state, and why one failed or waits. */
+export function renderReports(d: Deployment, paint: Paint = plain): string[] {
+  const latest = new Map((d.reports ?? []).map((r) => [r.target, r]));
+  if (latest.size === 0) return [];
+  const parts = [...latest.values()].map((r) => {
+    const colour = r.state === "delivered" ? "green" : r.state === "failed" ? "red" : "yellow";
+    const why = r.state === "delivered" ? "" : ` (${r.attempts} ${r.attempts === 1 ? "try" : "tries"}${r.reason ? `: ${printable(r.reason)}` : ""})`;
+    return `${paint(colour, `${printable(r.target)} ${REPORT_MARKS[r.state]} ${printable(r.event.replace(/^deployment\./, ""))}`)}${why}`;
+  });
+  return [`  reported  ${parts.join(", ")}`];
 }
 
 /**
