@@ -29,8 +29,11 @@ const GITLAB_WORDS: Words = {
   queued: "running", running: "running", paused: "running", succeeded: "success", failed: "failed", rolled_back: "failed", superseded: "canceled",
 };
 
-/** A word for updates only: they name a commit to report on. */
-const wordsOf = (words: Words) => (record: DeploymentRecord, state: DeploymentState) => (commitOf(record) ? words[state] : undefined);
+/** A target with one status word per state, for updates only (they name a commit); `send` gets the word. */
+function statusTarget(name: string, words: Words, send: (job: ReportJob, http: Http, state: string) => Promise<unknown>): ReportTarget {
+  const word = (record: DeploymentRecord, state: DeploymentState) => (commitOf(record) ? words[state] : undefined);
+  return { name, word, send: async (job, http) => void (await send(job, http, words[job.state])) };
+}
 
 const post = (url: string, headers: Record<string, string>, body: unknown) => ({ method: "POST" as const, url, headers, body: JSON.stringify(body) });
 
@@ -62,19 +65,11 @@ const repoUrl = (config: WebhookEnv) => `${config.GITHUB_API_URL}/repos/${config
 /** A GitHub deployment, created with the first status reported, then one status per state. */
 function githubDeployment(config: WebhookEnv): ReportTarget {
   const headers = githubHeaders(config);
-  const word = wordsOf(DEPLOYMENT_WORDS);
-  return {
-    name: "github",
-    word,
-    async send(job, http) {
-      const id = job.remote ?? (await createGithubDeployment(config, job, http, headers));
-      await http(post(`${repoUrl(config)}/deployments/${encodeURIComponent(id)}/statuses`, headers, {
-        state: word(job.record, job.state),
-        ...link(config, job, "log_url"),
-        description: outcomeSummary(job.deployment),
-      }));
-    },
-  };
+  return statusTarget("github", DEPLOYMENT_WORDS, async (job, http, state) => {
+    const id = job.remote ?? (await createGithubDeployment(config, job, http, headers));
+    const body = { state, ...link(config, job, "log_url"), description: outcomeSummary(job.deployment) };
+    return http(post(`${repoUrl(config)}/deployments/${encodeURIComponent(id)}/statuses`, headers, body));
+  });
 }
 
 /** Creates the GitHub deployment of `job`'s commit; GitHub neither merges the default branch in nor waits for checks. */
@@ -100,38 +95,19 @@ async function createGithubDeployment(config: WebhookEnv, job: ReportJob, http: 
 /** A GitHub commit status, context `arbeider/<environment>`. */
 function githubCommitStatus(config: WebhookEnv): ReportTarget {
   const headers = githubHeaders(config);
-  const word = wordsOf(GITHUB_STATUS_WORDS);
-  return {
-    name: "github-status",
-    word,
-    async send(job, http) {
-      await http(post(`${repoUrl(config)}/statuses/${commitOf(job.record)}`, headers, {
-        state: word(job.record, job.state),
-        ...link(config, job, "target_url"),
-        description: outcomeSummary(job.deployment),
-        context: `arbeider/${environmentOf(config, job.record)}`,
-      }));
-    },
-  };
+  return statusTarget("github-status", GITHUB_STATUS_WORDS, (job, http, state) => {
+    const body = { state, ...link(config, job, "target_url"), description: outcomeSummary(job.deployment), context: `arbeider/${environmentOf(config, job.record)}` };
+    return http(post(`${repoUrl(config)}/statuses/${commitOf(job.record)}`, headers, body));
+  });
 }
 
 /** A GitLab commit status, name `arbeider/<environment>`. */
 function gitlabCommitStatus(config: WebhookEnv): ReportTarget {
   const headers = { "PRIVATE-TOKEN": config.GITLAB_API_TOKEN!, Accept: "application/json", "User-Agent": USER_AGENT, "Content-Type": "application/json" };
   const project = `${config.GITLAB_URL}/api/v4/projects/${encodeURIComponent(config.GITLAB_PROJECT_ID!)}`;
-  const word = wordsOf(GITLAB_WORDS);
-  return {
-    name: "gitlab",
-    word,
-    async send(job, http) {
-      const spec = job.record.spec as { args: { branch: string } };
-      await http(post(`${project}/statuses/${commitOf(job.record)}`, headers, {
-        state: word(job.record, job.state),
-        ref: spec.args.branch,
-        name: `arbeider/${environmentOf(config, job.record)}`,
-        ...link(config, job, "target_url"),
-        description: outcomeSummary(job.deployment),
-      }));
-    },
-  };
+  return statusTarget("gitlab", GITLAB_WORDS, (job, http, state) => {
+    const { branch } = (job.record.spec as { args: { branch: string } }).args;
+    const body = { state, ref: branch, name: `arbeider/${environmentOf(config, job.record)}`, ...link(config, job, "target_url"), description: outcomeSummary(job.deployment) };
+    return http(post(`${project}/statuses/${commitOf(job.record)}`, headers, body));
+  });
 }
