@@ -378,7 +378,8 @@ export function sweep(record: DeploymentRecord, now: number, presence: (node: st
   if (!record.spec) return [];
   const changed: string[] = [];
   if (!record.plan && now >= Date.parse(record.spec.expiresAt)) record.expired = true;
-  for (const node of awaited(record)) {
+  const silent = [...record.runs].filter(([, run]) => !FINAL_STATES.has(run.state)).map(([node]) => node);
+  for (const node of new Set([...awaited(record), ...silent])) {
     const run = record.runs.get(node);
     if (run && FINAL_STATES.has(run.state)) {
       if (record.marks.delete(node)) changed.push(node);
@@ -386,8 +387,10 @@ export function sweep(record: DeploymentRecord, now: number, presence: (node: st
     }
     const why = missingReason(record, node, run, now, presence(node));
     const mark = record.marks.get(node);
-    if (why && !mark) record.marks.set(node, { at: new Date(now).toISOString(), reason: why });
-    else if (!why && mark) record.marks.delete(node);
+    if (why && !mark) {
+      record.marks.set(node, { at: new Date(why.since).toISOString(), reason: why.reason });
+      record.lastAt = Math.max(record.lastAt, why.since);
+    } else if (!why && mark) record.marks.delete(node);
     else continue;
     changed.push(node);
     retally(record, node);
@@ -395,16 +398,28 @@ export function sweep(record: DeploymentRecord, now: number, presence: (node: st
   return changed;
 }
 
-function missingReason(record: DeploymentRecord, node: string, run: Run | undefined, now: number, seen: Presence | undefined): string | undefined {
+/** Why an awaited node will not report, and since when; undefined while it still may. */
+function missingReason(record: DeploymentRecord, node: string, run: Run | undefined, now: number, seen: Presence | undefined): { reason: string; since: number } | undefined {
   const expiry = expiryOf(record, node);
-  if (!run && now >= expiry) return "did not report before the command expired";
+  if (!run && now >= expiry) return { reason: "did not report before the command expired", since: expiry };
   // A node silent after it started, long after any sensible ARBEIDER_TIMEOUT, will not finish.
-  if (run && now >= expiry + (expiry - Date.parse(record.spec!.issuedAt))) return `stopped reporting after ${run.state}`;
+  const silentFor = expiry + (expiry - Date.parse(record.spec!.issuedAt));
+  if (run && now >= silentFor) return { reason: `stopped reporting after ${run.state}`, since: silentFor };
   if (!seen || seen.online) return undefined;
-  if (seen.stopping && !run) return "its worker stopped before running the command";
+  if (seen.stopping && !run) return { reason: "its worker stopped before running the command", since: seen.lastSeen };
   // A stopping worker finishes the command in hand: it gets its three periods to report.
-  if (seen.stopping && now - seen.lastSeen <= 3 * seen.periodMs) return undefined;
-  return `stopped sending heartbeats (last seen ${new Date(seen.lastSeen).toISOString()})`;
+  const gone = seen.lastSeen + 3 * seen.periodMs;
+  if (seen.stopping && now <= gone) return undefined;
+  return { reason: `stopped sending heartbeats (last seen ${new Date(seen.lastSeen).toISOString()})`, since: Math.min(now, gone) };
+}
+
+/** The checkout moved and this rollout moved it: a node to send back if the rollout aborts. */
+const changedIt = (run: Run) => FINAL_STATES.has(run.state) && !!run.commitBefore && !!run.commitAfter && run.commitBefore !== run.commitAfter;
+
+/** The nodes an aborted rollout (on_failure=rollback) changed and has not sent back yet. */
+export function needsRollback(record: DeploymentRecord): string[] {
+  if (!record.abort || record.strategy?.on_failure !== "rollback") return [];
+  return [...record.runs].filter(([node, run]) => changedIt(run) && !record.rollback?.nodes.has(node)).map(([node]) => node);
 }
 
 /** Failed nodes of the rollout so far, and how many its strategy tolerates. */

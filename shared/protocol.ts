@@ -147,6 +147,8 @@ export function names(fleet: string) {
     events: `${prefix}.events`,
     history: `${prefix}.history`,
     heartbeats: `${prefix}.heartbeats`,
+    /** The rollout driver's election queue (single active consumer). */
+    driver: `${prefix}.driver`,
     nodeQueue: (node: string) => `${prefix}.node.${node}`,
   };
 }

@@ -7,9 +7,9 @@
  * webhook/driver.ts records each decision in the history and sends the
  * commands it names; nothing here talks to the broker.
  */
-import { awaited, expiryOf, failures, type DeploymentRecord, type Presence } from "./deployments.ts";
+import { awaited, expiryOf, failures, needsRollback, type DeploymentRecord, type Presence } from "./deployments.ts";
 import type { Decision } from "./records.ts";
-import { deploymentState, finishedAt, needsRollback } from "./served.ts";
+import { deploymentState, finishedAt } from "./served.ts";
 
 /** A command the driver sends one node for a deployment. */
 export interface Send {
@@ -33,7 +33,6 @@ export function isOpenRollout(record: DeploymentRecord, now: number): boolean {
   if (!record.spec || !record.plan || record.superseded) return false;
   return finishedAt(record, deploymentState(record)) === undefined || needsRollback(record).length > 0;
 }
-
 
 const decide = (decision: Decision, send: Send[] = []): Step => ({ do: "decide", decision, send });
 const base = (record: DeploymentRecord, now: number) => ({ v: 1 as const, deployment: record.id, at: new Date(now).toISOString() });

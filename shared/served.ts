@@ -7,7 +7,7 @@
  * `mergeSnapshot`; they never fold events themselves. Pure.
  */
 import type { Command } from "./protocol.ts";
-import { failures, FINAL_STATES, BAD_STATES, reportOf, type DeploymentRecord, type NodeReport, type Run } from "./deployments.ts";
+import { failures, FINAL_STATES, BAD_STATES, needsRollback, reportOf, type DeploymentRecord, type NodeReport } from "./deployments.ts";
 import type { Strategy } from "./strategy.ts";
 
 export type DeploymentState = "queued" | "running" | "paused" | "succeeded" | "failed" | "rolled_back" | "superseded";
@@ -83,15 +83,6 @@ function rollbackState(record: DeploymentRecord): ServedRollback["state"] | unde
   return done === record.rollback.nodes.size ? "succeeded" : "running";
 }
 
-/** The check out moved and this rollout moved it: a node to send back if it aborts. */
-const changedIt = (run: Run | undefined) => run !== undefined && FINAL_STATES.has(run.state) && !!run.commitBefore && !!run.commitAfter && run.commitBefore !== run.commitAfter;
-
-/** The nodes an aborted rollout with on_failure=rollback has yet to send back: until they are, it is not over. */
-export function needsRollback(record: DeploymentRecord): string[] {
-  if (!record.abort || record.strategy?.on_failure !== "rollback") return [];
-  return [...record.runs.entries()].filter(([node, run]) => changedIt(run) && !record.rollback?.nodes.has(node)).map(([node]) => node);
-}
-
 /** Nodes of the deployment still at work: for a rollout, of its waves only (a late node catching up does not reopen it). */
 export function runningNodes(record: DeploymentRecord): number {
   return record.plan && record.plan.length > 0 ? record.waves.reduce((sum, w) => sum + w.running, 0) : record.total.running;
@@ -111,7 +102,6 @@ export function deploymentState(record: DeploymentRecord): DeploymentState {
     if (record.strategy?.on_failure === "halt") return "failed";
     const rollback = rollbackState(record);
     if (rollback === "failed") return "failed";
-    // Between the abort and the rollback decision it is not failed: the rollback is about to start.
     if (runningNodes(record) > 0 || rollback === "running" || needsRollback(record).length > 0) return "running";
     return rollback === "succeeded" ? "rolled_back" : "failed";
   }
@@ -175,26 +165,23 @@ function counts(record: DeploymentRecord): Record<string, number> {
   return out;
 }
 
-/** Everything but the nodes' reports: what every snapshot carries. */
-function head(record: DeploymentRecord, now: number): Omit<Deployment, "nodes" | "expected" | "waves"> & { waves?: Omit<ServedWave, "nodes">[] } {
+/** What a deployment was created as: it never changes, so snapshots after the first leave it out. */
+function origin(record: DeploymentRecord) {
   const spec = record.spec!;
+  const out = { command: spec.command, target: spec.target, args: spec.args, source: spec.source, createdAt: spec.issuedAt, expiresAt: spec.expiresAt };
+  return record.strategy ? { ...out, strategy: record.strategy } : out;
+}
+
+/** The fields that change: every snapshot carries all of them (one it lacks is no longer true). */
+export const CHANGING = ["state", "counts", "finishedAt", "reason", "waves", "pausedAfter", "rollback", "supersededBy", "reports"] as const;
+
+function changing(record: DeploymentRecord, now: number): Pick<Deployment, "state" | "counts" | "finishedAt" | "reason" | "pausedAfter" | "rollback" | "supersededBy" | "reports"> & { waves?: Omit<ServedWave, "nodes">[] } {
   const state = deploymentState(record);
-  const out: ReturnType<typeof head> = {
-    id: record.id,
-    command: spec.command,
-    target: spec.target,
-    args: spec.args,
-    source: spec.source,
-    createdAt: spec.issuedAt,
-    expiresAt: spec.expiresAt,
-    state,
-    counts: counts(record),
-  };
+  const out: ReturnType<typeof changing> = { state, counts: counts(record) };
   const end = finishedAt(record, state);
   if (end) out.finishedAt = end;
   const reason = record.abort?.reason ?? (state === "queued" ? record.reason : undefined);
   if (reason) out.reason = reason;
-  if (record.strategy) out.strategy = record.strategy;
   if (record.plan) out.waves = waveStates(record, now);
   if (state === "paused") out.pausedAfter = record.pausedAfter;
   const rollback = servedRollback(record);
@@ -214,37 +201,47 @@ function servedReports(record: DeploymentRecord): ServedReport[] | undefined {
 /** The served deployment at `now` (ms), or undefined while its `created` record is unknown. */
 export function present(record: DeploymentRecord, now: number): Deployment | undefined {
   if (!record.spec) return undefined;
-  const { waves, ...top } = head(record, now);
+  const { waves, ...top } = changing(record, now);
   const nodes: Record<string, NodeReport> = {};
   for (const node of [...record.served.keys()].sort()) nodes[node] = reportOf(record, node)!;
-  const deployment: Deployment = { ...top, expected: record.expected, nodes };
+  const deployment: Deployment = { id: record.id, ...origin(record), ...top, expected: record.expected, nodes };
   if (waves) deployment.waves = waves.map((w, i) => ({ nodes: record.plan![i], ...w }));
   return deployment;
 }
 
-/** The SSE snapshot after a change to `changed` nodes: the whole deployment when `full`. */
+/**
+ * The SSE snapshot after a change to `changed` nodes: the whole deployment
+ * when `full`, else the fields that change and those nodes' reports without
+ * their output (a failed node's output is in its event and in the deployment).
+ */
 export function snapshot(record: DeploymentRecord, now: number, changed: readonly string[], full = false): Snapshot | undefined {
   if (!record.spec) return undefined;
   if (full) return { ...present(record, now)!, full: true };
   const nodes: Record<string, NodeReport> = {};
   for (const node of changed) {
     const report = reportOf(record, node);
-    if (report) nodes[node] = report;
+    if (!report) continue;
+    const { output: _output, ...small } = report;
+    nodes[node] = small;
   }
-  return { ...head(record, now), nodes };
+  return { id: record.id, ...changing(record, now), nodes };
 }
 
 /**
  * `current` with `snap` merged in: what a client of the SSE stream holds. A
- * snapshot's top-level fields replace the held ones (a field it lacks is no
- * longer true); its nodes are added to the held ones; wave states replace
- * those held, wave by wave, keeping each wave's nodes.
+ * full snapshot replaces it. Otherwise the fields that change are taken from
+ * the snapshot (one it lacks is no longer true), what the deployment was
+ * created as is kept, the nodes' reports it carries replace those held
+ * (without output: read the deployment for that), and wave states replace
+ * those held, keeping each wave's nodes.
  */
 export function mergeSnapshot(current: Deployment | undefined, snap: Snapshot): Deployment | undefined {
   const { nodes = {}, waves, full, ...top } = snap;
   if (full) return { ...top, nodes, ...(waves ? { waves } : {}) } as Deployment;
   if (!current) return undefined;
-  const merged = { ...top, expected: current.expected, nodes: { ...current.nodes, ...nodes } } as Deployment;
+  const merged = { ...current } as Deployment & Record<string, unknown>;
+  for (const key of CHANGING) delete merged[key];
+  Object.assign(merged, top, { nodes: { ...current.nodes, ...nodes } });
   if (current.waves) merged.waves = current.waves.map((w, i) => ({ nodes: w.nodes, ...(waves?.[i] ?? { state: w.state }) }) as ServedWave);
   return merged;
 }

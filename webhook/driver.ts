@@ -58,7 +58,7 @@ export function nodeCommand(spec: Command, send: Send, now: number): Command {
 export function createDriver(options: DriverOptions) {
   const { view, log, fleet } = options;
   const now = options.now ?? Date.now;
-  const queue = `${names(fleet).commands.replace(/\.commands$/, "")}.driver`;
+  const queue = names(fleet).driver;
   let lastTick = 0;
   let driving = false;
   const pending = new Map<string, number>();
@@ -116,12 +116,13 @@ export function createDriver(options: DriverOptions) {
     run(record, nextStep(record, now()));
   }
 
-  /** A new rollout first stops the older ones it overlaps, then starts. */
+  /** A new rollout first stops the older ones it overlaps (left alone until that is recorded), then starts. */
   function created(record: DeploymentRecord): void {
+    if (!driving || busy(record)) return;
     const older = superseded(record, view.unfinished(), now());
     if (older.length === 0) return evaluate(record);
     const at = new Date(now()).toISOString();
-    pending.set(record.id, now() + ECHO_MS);
+    for (const r of [record, ...older]) pending.set(r.id, now() + ECHO_MS);
     void Promise.all(older.map((o) => options.record({ v: PROTOCOL_VERSION, deployment: o.id, decision: "supersede", at, by: record.id })))
       .then(() => log.info("rollouts superseded", { by: record.id, deployments: older.map((o) => o.id) }))
       .catch((error) => log.warn("cannot record a supersede", { deployment: record.id, error: (error as Error).message }))
@@ -138,24 +139,24 @@ export function createDriver(options: DriverOptions) {
     const truth = view.node(node);
     const desired = view.desiredRecord(node);
     if (!truth?.online || !desired || busy(desired)) return;
-    const self = { node, groups: truth.groups, commit: truth.commit, busy: truth.busy, dirty: view.presence(node) && truth.drift === "dirty" };
+    const self = { node, groups: truth.groups, commit: truth.commit, busy: truth.busy, dirty: truth.drift === "dirty" };
     const attempt = catchUp(self, desired, truth.drift, options.converge, now());
     if (attempt === undefined) return;
     const decision: Decision = { v: PROTOCOL_VERSION, deployment: desired.id, at: new Date(now()).toISOString(), decision: "catch-up", node, attempt, seen: truth.commit };
     void act(desired, decision, [{ node, kind: "catch-up", attempt }]);
   }
 
-  /** Became the driver: send again what nobody answered, and look at every open rollout. */
+  /** Became the driver: send again what nobody answered, then look at every open rollout, newest first. */
   async function takeOver(): Promise<void> {
     log.info("driving rollouts", { queue });
-    for (const record of view.unfinished()) {
+    const open = view.unfinished().sort((a, b) => Date.parse(b.spec!.issuedAt) - Date.parse(a.spec!.issuedAt));
+    for (const record of open) {
       const sends = resend(record, now());
-      if (sends.length > 0) {
-        await sendAll(record, sends).catch((error) => log.warn("cannot re-send commands", { deployment: record.id, error: (error as Error).message }));
-        log.info("re-sent unanswered commands", { deployment: record.id, nodes: sends.map((s) => s.node) });
-      }
-      evaluate(record);
+      if (sends.length === 0) continue;
+      await sendAll(record, sends).catch((error) => log.warn("cannot re-send commands", { deployment: record.id, error: (error as Error).message }));
+      log.info("re-sent unanswered commands", { deployment: record.id, nodes: sends.map((s) => s.node) });
     }
+    for (const record of open) created(record);
     for (const node of view.nodes()) onNode(node.node);
   }
 

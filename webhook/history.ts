@@ -58,7 +58,7 @@ export function followHistory(options: HistoryOptions) {
     const common = { channel, connection, closed, idleMs, log, ack };
     let replaying = true;
     await Promise.all([
-      readStream({ ...common, stream: history, from: from.history, onOffset: (at) => (from.history = at + 1), onMessage: (msg) => readEvent(msg, options) }),
+      readStream({ ...common, stream: history, from: from.history, onOffset: (at) => (from.history = at + 1), onMessage: (msg) => foldHistoryMessage(msg, options) }),
       readStream({
         ...common,
         stream: heartbeats,
@@ -188,7 +188,10 @@ function readHeartbeat(msg: ConsumeMessage, view: View, log: Logger, replayed: b
  * make a real build a "duplicate" or let a rollout go on: so the webhook's own
  * records count only when sealed by a webhook's key (webhook/records.ts).
  */
-function readEvent(msg: ConsumeMessage, { view, log, sealer }: HistoryOptions): void {
+export function foldHistoryMessage(
+  msg: { content: Uint8Array; properties: { headers?: Record<string, unknown> }; fields: { routingKey: string } },
+  { view, log, sealer }: Pick<HistoryOptions, "view" | "log" | "sealer">,
+): void {
   const parsed = parseRecord(msg.content);
   if (!parsed.ok) return log.debug("ignoring a malformed history message", { routingKey: msg.fields.routingKey });
   const { record } = parsed;
