@@ -10,7 +10,7 @@ import { ConfigError } from "../shared/config.ts";
 import { applyDecision, applyEvent, createRecord, type DeploymentRecord } from "../shared/deployments.ts";
 import type { Command, Event } from "../shared/protocol.ts";
 import { parseRecord, type ReportDecision } from "../shared/records.ts";
-import { deploymentState, present, type Deployment } from "../shared/served.ts";
+import { deploymentState, mergeSnapshot, present, snapshot, type Deployment } from "../shared/served.ts";
 import { DEFAULT_STRATEGY } from "../shared/strategy.ts";
 import { outcomeSummary } from "../shared/summary.ts";
 import { DEFAULT_POLICY, redact, retryable, retryAfterMs, retryDelay } from "../webhook/delivery.ts";
@@ -88,6 +88,16 @@ describe("report records", () => {
     expect(applyDecision(record, report("delivered", 900, { target: "github", event: "deployment.succeeded" }))).toBe(true);
     expect(present(record, T0 + 1_000_000)!.finishedAt).toBe(finished);
     expect(record.reports.get("github deployment.queued")!.remote).toBe("4242");
+  });
+
+  test("every snapshot carries the reports: a client that merges them holds what the API serves", () => {
+    const record = fold([]);
+    const held = present(record, T0)!;
+    applyDecision(record, report("pending", 1, { attempts: 0 }));
+    const pending = mergeSnapshot(held, snapshot(record, T0, [])!);
+    expect(pending).toEqual(present(record, T0)!);
+    applyDecision(record, report("delivered", 2, { attempts: 1 }));
+    expect(mergeSnapshot(pending, snapshot(record, T0, [])!)!.reports).toEqual([{ target: "notify:1", event: "deployment.queued", state: "delivered", attempts: 1, at: at(2) }]);
   });
 
   test("a redelivered record changes nothing", () => {
