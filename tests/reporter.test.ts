@@ -40,7 +40,7 @@ function servers() {
 }
 
 /** A view, the reporter on it, and the history's echo of every record it writes. */
-function harness(env: Record<string, string>, options: { driving?: boolean } = {}) {
+function harness(env: Record<string, string>, options: { driving?: boolean; refuse?: number } = {}) {
   const config = loadConfig(WebhookEnv, { ARBEIDER_SIGNING_KEY_FILE: "/k", ARBEIDER_API_KEY: "fixture-api-key-123456", GITHUB_REPOSITORY: "acme/shop", ...env });
   const view = createView();
   view.goLive();
@@ -48,12 +48,18 @@ function harness(env: Record<string, string>, options: { driving?: boolean } = {
   const apply = (value: Event | Decision) => view.apply("decision" in value ? { kind: "decision", decision: value } : { kind: "event", event: value });
   const state = { driving: options.driving ?? true };
   const metrics = createMetrics();
+  const refused = { count: 0 };
   let reporter: Reporter | undefined;
   const start = () => {
     reporter = createReporter({
       view, metrics, targets: reportTargets(config), secrets: reportSecrets(config), policy: FAST, log: createLogger("error"),
       driving: () => state.driving,
       record: async (value) => {
+        // The first `refuse` writes are not confirmed, as when the broker is away.
+        if (refused.count < (options.refuse ?? 0)) {
+          refused.count++;
+          throw new Error("Cannot publish: channel closed");
+        }
         written.push(value as Decision);
         setTimeout(() => apply(value), 2);
       },
@@ -155,6 +161,16 @@ describe("reporter", () => {
     h.state.driving = true;
     await waitUntil(() => allDone(h.reports("d4"), 1), "delivered by the next driver");
     expect(notify.ok().length).toBe(1);
+  });
+
+  test("a report whose pending record the broker did not confirm is not tried, and is recorded and delivered later", async () => {
+    const { notify } = servers();
+    const h = harness(notifyEnv(notify), { refuse: 1 });
+    h.start();
+    h.apply(created("d5"));
+    await waitUntil(() => allDone(h.reports("d5"), 1), "queued delivered once its record was written", 10_000);
+    expect(notify.ok().length).toBe(1);
+    expect(notify.requests[0].at).toBeGreaterThanOrEqual(Date.parse(h.written[0].at));
   });
 });
 

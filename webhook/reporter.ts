@@ -63,10 +63,19 @@ export function createReporter(o: ReporterOptions) {
   const pairOf = (h: { record: DeploymentRecord; target: ReportTarget }) => `${h.record.id} ${h.target.name}`;
   const keyOf = (id: string, target: string, event: string) => `${id} ${target} ${event}`;
 
+  /** Runs `fn`; a bug in reporting is logged, never thrown into the view or a timer (it would end the webhook). */
+  function guarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      log.error("reporting failed unexpectedly", { error: clean(String((error as Error).message)) });
+    }
+  }
+
   function later(fn: () => void, ms: number): void {
     const timer = setTimeout(() => {
       timers.delete(timer);
-      fn();
+      guarded(fn);
     }, ms);
     timers.add(timer);
   }
@@ -116,6 +125,8 @@ export function createReporter(o: ReporterOptions) {
     held.set(key, "active");
     lastQueued.set(pairOf(h), h.event);
     const written = outbox.write(h, { state: "pending", attempts: 0 });
+    // Handled below, once the deliveries before it are done; until then a failed write must not count as unhandled.
+    written.catch(() => {});
     chain(pairOf(h), async () => {
       try {
         await written;
@@ -169,12 +180,12 @@ export function createReporter(o: ReporterOptions) {
     if (last.get(record.id) === state) return;
     last.set(record.id, state);
     // Off the view's path: the driver and the SSE clients hear this change before any report is queued.
-    if (mayGoOn()) queueMicrotask(() => evaluate(record));
+    if (mayGoOn()) queueMicrotask(() => guarded(() => evaluate(record)));
   });
 
   const poll = setInterval(() => {
     const driving = mayGoOn();
-    if (driving && !wasDriving) takeOver();
+    if (driving && !wasDriving) guarded(takeOver);
     wasDriving = driving;
   }, TAKEOVER_POLL_MS);
 
