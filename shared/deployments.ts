@@ -211,7 +211,15 @@ function foldReport(record: DeploymentRecord, d: ReportDecision): boolean {
     const same = d.delivery === known.delivery && attempts === known.attempts && (d.remote ?? known.remote) === known.remote && d.reason === known.reason;
     if (d.delivery !== known.delivery || attempts < known.attempts || same) return false;
   }
-  const entry: ReportEntry = { delivery: known?.delivery ?? d.delivery, target: d.target, event: d.event, state: d.state, attempts: Math.max(attempts, known?.attempts ?? 0), at: d.at, since: known?.since ?? d.at };
+  const entry: ReportEntry = {
+    delivery: known?.delivery ?? d.delivery,
+    target: d.target,
+    event: d.event,
+    state: d.state,
+    attempts: Math.max(attempts, known?.attempts ?? 0),
+    at: d.at,
+    since: known?.since ?? d.at,
+  };
   const remote = d.remote ?? known?.remote;
   if (remote !== undefined) entry.remote = remote;
   if (d.reason !== undefined) entry.reason = d.reason;
