@@ -16,7 +16,7 @@ import { outcomeSummary } from "../shared/summary.ts";
 import { DEFAULT_POLICY, redact, retryable, retryAfterMs, retryDelay } from "../webhook/delivery.ts";
 import { slackMessage } from "../webhook/report-notify.ts";
 import { loadWebhookConfig } from "../webhook.ts";
-import { renderReports } from "../scripts/deploy/view.ts";
+import { reportLine } from "../scripts/deploy/view.ts";
 
 const T0 = Date.parse("2026-03-01T10:00:00.000Z");
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -215,8 +215,8 @@ describe("deploy.ts status", () => {
       report("delivered", 3, { target: "github", event: "deployment.succeeded", attempts: 2 }),
       report("pending", 4, { target: "notify:1", event: "deployment.succeeded", attempts: 3, reason: "HTTP 503\u001b[2J" }),
     ]), T0)!;
-    expect(renderReports(d)).toEqual(["  reported  github ✔ succeeded, slack:2 ✘ queued (1 try: HTTP 400: no_text), notify:1 … succeeded (3 tries: HTTP 503 [2J)"]);
-    expect(renderReports(present(fold([]), T0)!)).toEqual([]);
+    expect(reportLine(d)).toBe("  reported  github ✔ succeeded, slack:2 ✘ queued (1 try: HTTP 400: no_text), notify:1 … succeeded (3 tries: HTTP 503 [2J)");
+    expect(reportLine(present(fold([]), T0)!)).toBeUndefined();
   });
 });
 
