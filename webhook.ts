@@ -10,10 +10,12 @@
  */
 import { readFileSync } from "node:fs";
 import { connectBroker } from "./shared/broker.ts";
+import { brokerSettings } from "./shared/broker-settings.ts";
 import { ConfigError, loadConfig, readVerifyKeyFiles, WebhookEnv } from "./shared/config.ts";
 import { createLogger, type Logger } from "./shared/log.ts";
 import { parseSigningKey, verifyKeyOf, type SigningKey, type VerifyKey } from "./shared/signing.ts";
 import { createApp } from "./webhook/app.ts";
+import { setupDeadLetters } from "./webhook/dead-letters.ts";
 import { followHistory } from "./webhook/history.ts";
 import { createMetrics } from "./webhook/metrics.ts";
 import { checkProviderPairs } from "./webhook/providers.ts";
@@ -83,12 +85,17 @@ export async function main(env: Record<string, string | undefined> = process.env
   const log: Logger = createLogger(config.LOG_LEVEL, { process: "webhook", fleet: config.ARBEIDER_FLEET });
 
   const view = createView();
+  const history = followHistory({ fleet: config.ARBEIDER_FLEET, maxAge: config.ARBEIDER_HISTORY_MAX_AGE, view, log, verifyKeys });
   const broker = connectBroker({
-    urls: config.AMQP_URL,
+    ...brokerSettings(config),
     log,
     name: `arbeider webhook ${config.ARBEIDER_FLEET}`,
-    // Runs on every (re)connect: topology, heartbeats, and the history read up to its end.
-    setup: followHistory({ fleet: config.ARBEIDER_FLEET, maxAge: config.ARBEIDER_HISTORY_MAX_AGE, view, log, verifyKeys }),
+    // Runs on every (re)connect: topology, heartbeats, the history read up to its end, then dead letters.
+    async setup(channel, connection) {
+      await history(channel, connection);
+      const publish = (exchange: string, key: string, body: Uint8Array) => broker.publish(exchange, key, body);
+      await setupDeadLetters(channel, connection, { fleet: config.ARBEIDER_FLEET, queueType: config.ARBEIDER_QUEUE_TYPE, log, publish, verifyKeys });
+    },
   });
 
   const app = createApp({

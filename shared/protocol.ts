@@ -137,6 +137,8 @@ export function names(fleet: string) {
     events: `${prefix}.events`,
     history: `${prefix}.history`,
     heartbeats: `${prefix}.heartbeats`,
+    /** Fanout exchange and queue of commands a quorum node queue dead-lettered. */
+    dead: `${prefix}.dead`,
     nodeQueue: (node: string) => `${prefix}.node.${node}`,
   };
 }
