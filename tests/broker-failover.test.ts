@@ -1,0 +1,155 @@
+/**
+ * A broker that stops answering without closing the connection (a frozen
+ * host, a partition), made with TCP proxies in front of the real broker that
+ * can stop forwarding: a webhook answers 503 within ARBEIDER_CONFIRM_TIMEOUT
+ * instead of hanging, notices the dead peer through AMQP heartbeats within
+ * seconds, and is healthy again through the next URL of its list. Also, on
+ * the real broker: a nacked publish (a full queue that rejects publishes) and
+ * a confirm that never comes both give the publish channel up, a confirmed
+ * send on the setup channel (the history's position marker) is bounded too,
+ * and the next publish works.
+ */
+import { afterAll, expect, test } from "bun:test";
+import amqp from "amqplib";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { BrokerUnavailable, connectBroker, sendConfirmed, type ConfirmChannel } from "../shared/broker.ts";
+import type { Logger } from "../shared/log.ts";
+import { AMQP_URL, makeKeys, openFleet, removeDirs, stopAll, tempDir, waitUntil } from "./helpers.ts";
+import { startWebhook } from "./stack.ts";
+
+afterAll(stopAll);
+
+/** A TCP proxy to the broker whose forwarding can be frozen (sockets stay open, nothing passes). */
+async function freezableProxy() {
+  const target = new URL(AMQP_URL);
+  const pairs = new Set<[Socket, Socket]>();
+  let frozen = false;
+  const server: Server = createServer((client) => {
+    const upstream = connect({ host: target.hostname, port: Number(target.port || 5672) });
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    for (const [from, to] of [pair, [upstream, client] as const]) {
+      from.on("data", (chunk) => void (frozen || to.write(chunk)));
+      from.on("error", () => {});
+      from.on("close", () => (to.destroy(), pairs.delete(pair)));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `amqp://guest:guest@127.0.0.1:${port}`,
+    /** Open client connections through this proxy. */
+    connections: () => pairs.size,
+    freeze: () => void (frozen = true),
+    thaw: () => void (frozen = false),
+    close: () => new Promise<void>((resolve) => (pairs.forEach(([a, b]) => (a.destroy(), b.destroy())), server.close(() => resolve()))),
+  };
+}
+
+/** A logger that keeps its lines, for assertions. */
+function recordingLog(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const log = (msg: string, fields?: Record<string, unknown>) => void lines.push(`${msg} ${JSON.stringify(fields ?? {})}`);
+  return { lines, debug: log, info: log, warn: log, error: log } as unknown as Logger & { lines: string[] };
+}
+
+test("a webhook whose broker freezes answers 503 within the confirm timeout, and is healthy again through the next URL within 30 s", async () => {
+  const [a, b] = [await freezableProxy(), await freezableProxy()];
+  const dir = tempDir();
+  const fleet = await openFleet("freeze");
+  try {
+    const apiKey = `freeze-${crypto.randomUUID()}`;
+    const { signingFile } = makeKeys(dir);
+    const webhook = await startWebhook({
+      AMQP_URL: `${a.url},${b.url}`,
+      ARBEIDER_FLEET: fleet.fleet,
+      ARBEIDER_SIGNING_KEY_FILE: signingFile,
+      ARBEIDER_API_KEY: apiKey,
+      ARBEIDER_CONFIRM_TIMEOUT: "2",
+    });
+    const deploy = () =>
+      fetch(`${webhook.url}/api/deployments`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ command: "ping" }),
+      });
+    const health = async () => (await fetch(`${webhook.url}/healthz`)).status;
+    expect((await deploy()).status).toBe(202);
+
+    const [used, other] = a.connections() > 0 ? [a, b] : [b, a];
+    used.freeze();
+    const frozenAt = Date.now();
+    const refused = await deploy();
+    const answeredMs = Date.now() - frozenAt;
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBeTruthy();
+    expect(answeredMs).toBeLessThan(4000);
+
+    // The frozen peer sends no heartbeats: the webhook gives the connection up (503) and reconnects elsewhere.
+    await waitUntil(async () => (await health()) === 503 || (other.connections() > 0 && (await health()) === 200), "the dead peer noticed", 15_000, 100);
+    const noticedMs = Date.now() - frozenAt;
+    await waitUntil(async () => (await health()) === 200 && other.connections() > 0, "healthy through the other URL", 30_000 - noticedMs, 100);
+    const healthyMs = Date.now() - frozenAt;
+    expect(webhook.proc.output()).toContain("lost broker connection");
+    expect((await deploy()).status).toBe(202);
+    console.log(`frozen broker: 503 after ${answeredMs} ms, dead peer noticed after ${noticedMs} ms, healthy again after ${healthyMs} ms`);
+    await webhook.proc.stop(5000);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await fleet.cleanup();
+    removeDirs(dir);
+  }
+}, 60_000);
+
+test("a nacked publish and a missing confirm fail with BrokerUnavailable, give the publish channel up, and the next publish works", async () => {
+  const proxy = await freezableProxy();
+  const fleet = await openFleet("nack");
+  const log = recordingLog();
+  const full = `arbeider.${fleet.fleet}.full`;
+  let setupChannel: ConfirmChannel | undefined;
+  // No heartbeat, so the frozen connection stays open and only the confirm timeout ends the wait.
+  const broker = connectBroker({
+    urls: [`${proxy.url}?heartbeat=0`],
+    log,
+    name: `nack test ${fleet.fleet}`,
+    confirmTimeoutMs: 1000,
+    setup: async (channel) => {
+      // A queue that is full and refuses more: the broker nacks every publish routed to it.
+      const { messageCount } = await channel.assertQueue(full, { durable: true, arguments: { "x-max-length": 1, "x-overflow": "reject-publish" } });
+      await channel.bindQueue(full, fleet.names.commands, "full");
+      if (messageCount === 0) await sendConfirmed(channel, full, Buffer.from("{}"), {});
+      setupChannel = channel;
+    },
+  });
+  const body = new TextEncoder().encode("{}");
+  try {
+    expect(await broker.waitConnected(10_000)).toBe(true);
+    const nacked = await broker.publish(fleet.names.commands, "full", body).catch((error) => error);
+    expect(nacked).toBeInstanceOf(BrokerUnavailable);
+    expect(nacked.message).toContain("refused");
+    expect(log.lines.filter((line) => line.startsWith("giving the publish channel up"))).toHaveLength(1);
+    await broker.publish(fleet.names.events, "deployment.x", body);
+
+    proxy.freeze();
+    const started = Date.now();
+    const [publish, marker] = await Promise.all([
+      broker.publish(fleet.names.events, "deployment.x", body).catch((error) => error),
+      sendConfirmed(setupChannel!, full, Buffer.from(body), {}).catch((error) => error),
+    ]);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(publish).toBeInstanceOf(BrokerUnavailable);
+    expect(publish.message).toContain("no confirm within 1000 ms");
+    expect(marker).toBeInstanceOf(BrokerUnavailable);
+    expect(log.lines.filter((line) => line.startsWith("giving the publish channel up"))).toHaveLength(2);
+    proxy.thaw();
+    // The marker's channel was closed with its connection; a new connection serves the next publish.
+    await waitUntil(async () => (await broker.publish(fleet.names.events, "deployment.x", body).then(() => true, () => false)), "a publish to work again", 20_000, 200);
+  } finally {
+    await broker.close();
+    const side = await amqp.connect(AMQP_URL);
+    await (await side.createChannel()).deleteQueue(full);
+    await side.close();
+    await proxy.close();
+    await fleet.cleanup();
+  }
+}, 60_000);
