@@ -132,10 +132,12 @@ export function defineNode(options: NodeOptions): BrokerNode {
         ]
       : []),
   ];
+  // The pid in the node's pid file, if that process is still this node: a pid can be reused once it is gone.
   const pid = () => {
     try {
       const value = Number(readFileSync(pidFile, "utf8").trim());
-      return value > 0 && existsSync(`/proc/${value}`) ? value : undefined;
+      const environ = readFileSync(`/proc/${value}/environ`, "utf8");
+      return environ.split("\0").includes(`RABBITMQ_NODENAME=${name}`) ? value : undefined;
     } catch {
       return undefined;
     }

@@ -90,6 +90,14 @@ export function explainConnectError(error: unknown): string {
     return `TLS: the broker's certificate is not valid for the host in AMQP_URL (${message}); use a host name the certificate names`;
   }
   if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID") return `TLS: the broker's certificate is outside its validity period (${code})`;
+  // Alerts the broker sent during the handshake (Bun and Node name them slightly differently).
+  if (/ALERT_CERTIFICATE_REQUIRED$/.test(code ?? "")) {
+    return `TLS: the broker requires a client certificate (${code}); give it in ARBEIDER_AMQP_CERT_FILE and ARBEIDER_AMQP_KEY_FILE`;
+  }
+  if (/ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN)$/.test(code ?? "")) {
+    return `TLS: the broker refused this process's client certificate (${code}); it must be signed by a CA the broker trusts`;
+  }
+  if (/ALERT_PROTOCOL_VERSION$/.test(code ?? "")) return `TLS: the broker and this process share no TLS version (${code}); arbeider needs TLS 1.2 or newer`;
   if (/ACCESS.REFUSED|PLAIN login refused/i.test(message)) return `${message} (check the user and password in AMQP_URL)`;
   return message;
 }

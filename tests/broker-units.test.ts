@@ -55,6 +55,10 @@ describe("explainConnectError", () => {
     ["a missing issuer", error("UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "unable to get local issuer certificate"), /ARBEIDER_AMQP_CA_FILE/],
     ["another host name", error("ERR_TLS_CERT_ALTNAME_INVALID", "IP: 127.0.0.1 is not in the cert's list"), /not valid for the host in AMQP_URL.*127\.0\.0\.1/],
     ["an expired certificate", error("CERT_HAS_EXPIRED", "certificate has expired"), /outside its validity period/],
+    ["no client certificate (Bun)", error("ERR_SSL_TLSV1_ALERT_CERTIFICATE_REQUIRED", "error:1000045c"), /requires a client certificate.*ARBEIDER_AMQP_CERT_FILE/],
+    ["no client certificate (Node)", error("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED", "alert 116"), /requires a client certificate/],
+    ["a client certificate of another CA", error("ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE", "alert 42"), /refused this process's client certificate/],
+    ["TLS 1.1 only", error("ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION", "alert 70"), /TLS 1\.2 or newer/],
     ["a wrong password", new Error("Handshake terminated by server: 403 (ACCESS-REFUSED)"), /check the user and password/],
     ["a refused connection", error("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:1"), /^connect ECONNREFUSED 127\.0\.0\.1:1$/],
   ];

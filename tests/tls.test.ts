@@ -1,0 +1,132 @@
+/**
+ * arbeider over TLS, on a private TLS-only broker with certificates made by
+ * openssl at test time (tests/tls-fixture.ts): a webhook and two workers
+ * connect over amqps:// with ARBEIDER_AMQP_CA_FILE (one worker with
+ * NODE_EXTRA_CA_CERTS instead) and client certificates, and a deployment goes
+ * through; a wrong CA, a host name the certificate does not name, no client
+ * certificate and one from another CA are each refused with a line saying
+ * what to fix; the broker speaks nothing older than TLS 1.2; and
+ * scripts/rabbitmq.sh probes an amqps:// URL over TLS and never starts a
+ * plain broker for one.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { portFree, run, type BrokerNode } from "../scripts/cluster.ts";
+import { ROOT, cloneNode, head, makeKeys, makeOrigin, openFleet, removeDirs, startProcess, startWorker, stopAll, tempDir, waitUntil } from "./helpers.ts";
+import { startWebhook } from "./stack.ts";
+import { clientSocket, makeCertificates, startTlsNode, type Certificates } from "./tls-fixture.ts";
+import { UPDATE_SH } from "./worker-fixture.ts";
+
+const canRun = process.getuid?.() === 0 && existsSync("/usr/sbin/rabbitmq-server");
+if (!canRun) console.warn("tls.test.ts SKIPPED: needs root and Debian's rabbitmq-server to start a private TLS broker");
+
+describe.skipIf(!canRun)("TLS", () => {
+  const dir = tempDir("arbeider-tls-");
+  let certs: Certificates;
+  let node: BrokerNode;
+  let url: string;
+  beforeAll(async () => {
+    certs = await makeCertificates(dir);
+    node = await startTlsNode(join(dir, "broker"), certs);
+    url = `amqps://guest:guest@localhost:${node.port}`;
+  }, 90_000);
+  afterAll(async () => {
+    await stopAll();
+    await node?.kill();
+    removeDirs(dir);
+  });
+  /** The client side of mutual TLS, as a process's environment. */
+  const clientEnv = () => ({ ARBEIDER_AMQP_CERT_FILE: certs.clientCert, ARBEIDER_AMQP_KEY_FILE: certs.clientKey });
+
+  test("a webhook and workers connect with ARBEIDER_AMQP_CA_FILE (or NODE_EXTRA_CA_CERTS) and client certificates, and a deployment goes through", async () => {
+    const fleet = await openFleet("tls", url, undefined, clientSocket(certs));
+    const work = join(dir, "fleet");
+    try {
+      const keys = makeKeys(join(work, "keys"));
+      const origin = makeOrigin(work);
+      origin.commit("master", { "update.sh": UPDATE_SH }, "add update.sh");
+      const apiKey = `tls-${crypto.randomUUID()}`;
+      const tls = { AMQP_URL: url, ARBEIDER_FLEET: fleet.fleet, ...clientEnv() };
+      const webhook = await startWebhook({ ...tls, ARBEIDER_AMQP_CA_FILE: certs.ca, ARBEIDER_SIGNING_KEY_FILE: keys.signingFile, ARBEIDER_API_KEY: apiKey });
+      const trust: Record<string, Record<string, string>> = { t1: { ARBEIDER_AMQP_CA_FILE: certs.ca }, t2: { NODE_EXTRA_CA_CERTS: certs.ca } };
+      const repos: Record<string, string> = {};
+      for (const [id, ca] of Object.entries(trust)) {
+        fleet.track(id);
+        repos[id] = cloneNode(origin.origin, join(work, id));
+        const env = { ...tls, ...ca, ARBEIDER_NODE_ID: id, ARBEIDER_REPO_DIR: repos[id]!, ARBEIDER_VERIFY_KEY_FILE: keys.verifyFile };
+        await startWorker({ ...env, ARBEIDER_HEARTBEAT_SECONDS: "1", MARKER_DIR: work });
+      }
+      const api = async (path: string, body?: unknown) =>
+        (await fetch(`${webhook.url}${path}`, {
+          method: body ? "POST" : "GET",
+          headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+          body: body ? JSON.stringify(body) : undefined,
+        })).json();
+      await waitUntil(async () => (await api("/api/nodes")).nodes.filter((n: { online: boolean }) => n.online).length === 2, "both nodes online");
+      const commit = origin.commit("master", { VERSION: "over TLS\n" }, "deploy over TLS");
+      const { deployment } = await api("/api/deployments", { command: "update", args: { branch: "master", commit } });
+      const done = await waitUntil(async () => {
+        const d = await api(`/api/deployments/${deployment}`);
+        return d.state === "succeeded" || d.state === "failed" ? d : undefined;
+      }, "the deployment to finish", 30_000);
+      expect(done.state).toBe("succeeded");
+      for (const id of Object.keys(trust)) expect(head(repos[id]!)).toBe(commit);
+      expect(webhook.proc.output()).toMatch(/"msg":"connected to broker".*"broker":"amqps:\/\/guest:\*\*\*@localhost:/);
+    } finally {
+      await stopAll();
+      await fleet.cleanup();
+    }
+  }, 90_000);
+
+  const refusals: [string, () => Record<string, string>, string][] = [
+    ["a CA that did not sign the broker's certificate", () => ({ AMQP_URL: url, ARBEIDER_AMQP_CA_FILE: certs.otherCa, ...clientEnv() }), "not signed by a CA this process trusts"],
+    ["no CA at all (the system's store)", () => ({ AMQP_URL: url, ...clientEnv() }), "give the CA's PEM file in ARBEIDER_AMQP_CA_FILE"],
+    ["a host name the certificate does not name", () => ({ AMQP_URL: url.replace("localhost", "127.0.0.1"), ARBEIDER_AMQP_CA_FILE: certs.ca, ...clientEnv() }), "not valid for the host in AMQP_URL"],
+    ["no client certificate", () => ({ AMQP_URL: url, ARBEIDER_AMQP_CA_FILE: certs.ca }), "requires a client certificate"],
+    [
+      "a client certificate of another CA",
+      () => ({ AMQP_URL: url, ARBEIDER_AMQP_CA_FILE: certs.ca, ARBEIDER_AMQP_CERT_FILE: certs.strangerCert, ARBEIDER_AMQP_KEY_FILE: certs.strangerKey }),
+      "refused this process's client certificate",
+    ],
+  ];
+  test("a wrong CA, a wrong host name and a missing or foreign client certificate are refused with a line saying what to fix", async () => {
+    const keys = makeKeys(join(dir, "refusal-keys"));
+    const webhooks = refusals.map(([, env]) =>
+      startProcess(["bun", "webhook.ts"], { PORT: "0", HOST: "127.0.0.1", ARBEIDER_FLEET: "tls-refused", ARBEIDER_SIGNING_KEY_FILE: keys.signingFile, ARBEIDER_API_KEY: "refused-0123456789", ...env() }),
+    );
+    try {
+      await Promise.all(webhooks.map((proc, i) => proc.waitForLog(refusals[i]![2], 20_000)));
+      for (const proc of webhooks) expect(proc.output()).not.toContain('"msg":"connected to broker"');
+    } finally {
+      await Promise.all(webhooks.map((proc) => proc.stop(2000)));
+    }
+  }, 30_000);
+
+  test("the broker refuses TLS 1.1 and speaks TLS 1.2", async () => {
+    const client = ["-connect", `127.0.0.1:${node.port}`, "-CAfile", certs.ca, "-cert", certs.clientCert, "-key", certs.clientKey];
+    const old = await run(["openssl", "s_client", ...client, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], {}, 10_000);
+    // The broker's own alert (70, protocol version): the client offered TLS 1.1 and was refused.
+    expect(old.output).toContain("alert protocol version");
+    const current = await run(["openssl", "s_client", ...client, "-tls1_2"], {}, 10_000);
+    expect(current.output).toMatch(/Protocol\s*: TLSv1\.2/);
+    expect(current.output).not.toContain("alert");
+  }, 30_000);
+
+  test("scripts/rabbitmq.sh probes an amqps:// URL over TLS, and never starts a plain broker for one", async () => {
+    const script = (env: Record<string, string>) => run(["bash", join(ROOT, "scripts", "rabbitmq.sh")], env, 30_000);
+    const good = await script({ AMQP_URL: url, ARBEIDER_AMQP_CA_FILE: certs.ca, ...clientEnv() });
+    expect(good).toMatchObject({ code: 0, output: expect.stringContaining(`broker answers at localhost:${node.port} (TLS)`) });
+    const untrusted = await script({ AMQP_URL: url, ARBEIDER_AMQP_CA_FILE: certs.otherCa, ...clientEnv() });
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.output).toContain("handshake failed: SELF_SIGNED_CERT_IN_CHAIN");
+
+    let port = node.port + 1;
+    while (!(await portFree(port))) port++;
+    const nobody = await script({ AMQP_URL: `amqps://guest:guest@localhost:${port}` });
+    expect(nobody.code).toBe(1);
+    expect(nobody.output).toContain(`no TLS broker answers at localhost:${port}`);
+    expect(await portFree(port)).toBe(true);
+    expect(existsSync(join(ROOT, ".rabbitmq", String(port)))).toBe(false);
+  }, 60_000);
+});
