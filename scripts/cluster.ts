@@ -160,6 +160,9 @@ export function defineNode(options: NodeOptions): BrokerNode {
       writeFileSync(join(dir, "enabled_plugins"), "[].\n");
       // Debian's wrapper runs the broker as the rabbitmq user when started by root.
       await run(["chown", "-R", "rabbitmq:rabbitmq", dir]);
+      if ((await run(["runuser", "-u", "rabbitmq", "--", "test", "-w", dir])).code !== 0) {
+        throw new Error(`the rabbitmq user cannot write ${dir}: its parent folders must be open to it (chmod o+x)`);
+      }
       const started = await run(["rabbitmq-server", "-detached"], env, 60_000);
       if (started.code !== 0) throw new Error(`rabbitmq-server ${name} failed: ${started.output}`);
       try {

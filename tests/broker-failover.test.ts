@@ -3,7 +3,8 @@
  * host, a partition), made with TCP proxies in front of the real broker that
  * can stop forwarding: a webhook answers 503 within ARBEIDER_CONFIRM_TIMEOUT
  * instead of hanging, notices the dead peer through AMQP heartbeats within
- * seconds, and is healthy again through the next URL of its list. Also, on
+ * seconds, and is healthy again through the next URL of its list; one whose
+ * history position marker is never confirmed does the same. Also, on
  * the real broker: a nacked publish (a full queue that rejects publishes) and
  * a confirm that never comes both give the publish channel up, a confirmed
  * send on the setup channel (the history's position marker) is bounded too,
@@ -19,19 +20,29 @@ import { startWebhook } from "./stack.ts";
 
 afterAll(stopAll);
 
-/** A TCP proxy to the broker whose forwarding can be frozen (sockets stay open, nothing passes). */
-async function freezableProxy() {
+/**
+ * A TCP proxy to the broker whose forwarding can be frozen (sockets stay open,
+ * nothing passes). With a `trap`, the first client bytes holding its pattern,
+ * through any proxy sharing the trap, freeze that one connection (those bytes
+ * never reach the broker): a publish whose confirm never comes.
+ */
+async function freezableProxy(trap?: { pattern: string; sprung: boolean }) {
   const target = new URL(AMQP_URL);
   const pairs = new Set<[Socket, Socket]>();
   let frozen = false;
   const server: Server = createServer((client) => {
     const upstream = connect({ host: target.hostname, port: Number(target.port || 5672) });
     const pair: [Socket, Socket] = [client, upstream];
+    let caught = false;
     pairs.add(pair);
-    for (const [from, to] of [pair, [upstream, client] as const]) {
-      from.on("data", (chunk) => void (frozen || to.write(chunk)));
-      from.on("error", () => {});
-      from.on("close", () => (to.destroy(), pairs.delete(pair)));
+    client.on("data", (chunk: Buffer) => {
+      if (trap && !trap.sprung && chunk.includes(trap.pattern)) caught = trap.sprung = true;
+      if (!frozen && !caught) upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Buffer) => void (frozen || caught || client.write(chunk)));
+    for (const [socket, other] of [pair, [upstream, client] as const]) {
+      socket.on("error", () => {});
+      socket.on("close", () => (other.destroy(), pairs.delete(pair)));
     }
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -93,6 +104,34 @@ test("a webhook whose broker freezes answers 503 within the confirm timeout, and
     expect(webhook.proc.output()).toContain("lost broker connection");
     expect((await deploy()).status).toBe(202);
     console.log(`frozen broker: 503 after ${answeredMs} ms, dead peer noticed after ${noticedMs} ms, healthy again after ${healthyMs} ms`);
+    await webhook.proc.stop(5000);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await fleet.cleanup();
+    removeDirs(dir);
+  }
+}, 60_000);
+
+test("a webhook whose stream marker is never confirmed gives that connection up and is healthy through another URL within 30 s", async () => {
+  // The marker's publish is lost on its way (as when the stream's leader dies); heartbeats are off, so only the confirm bound helps.
+  const trap = { pattern: "x-arbeider-sync", sprung: false };
+  const [a, b] = [await freezableProxy(trap), await freezableProxy(trap)];
+  const dir = tempDir();
+  const fleet = await openFleet("marker");
+  try {
+    const started = Date.now();
+    const webhook = await startWebhook({
+      AMQP_URL: `${a.url}?heartbeat=0,${b.url}?heartbeat=0`,
+      ARBEIDER_FLEET: fleet.fleet,
+      ARBEIDER_SIGNING_KEY_FILE: makeKeys(dir).signingFile,
+      ARBEIDER_API_KEY: `marker-${crypto.randomUUID()}`,
+      ARBEIDER_CONFIRM_TIMEOUT: "2",
+    });
+    const healthyMs = Date.now() - started;
+    expect(trap.sprung).toBe(true);
+    expect(webhook.proc.output()).toContain("Cannot append a marker to the stream");
+    expect(healthyMs).toBeLessThan(30_000);
+    console.log(`lost stream marker: healthy through the other URL after ${healthyMs} ms`);
     await webhook.proc.stop(5000);
   } finally {
     await Promise.all([a.close(), b.close()]);

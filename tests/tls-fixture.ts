@@ -7,7 +7,6 @@
  * listener, offers TLS 1.2 and 1.3 only, and requires a client certificate.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { run, startNode, type BrokerNode } from "../scripts/cluster.ts";
 
@@ -75,9 +74,4 @@ export async function startTlsNode(dir: string, certs: Certificates): Promise<Br
     "ssl_options.versions.1 = tlsv1.3",
     "ssl_options.versions.2 = tlsv1.2",
   ]);
-}
-
-/** amqplib socket options that trust the CA and present the client certificate, for the test's own connections. */
-export function clientSocket(certs: Certificates) {
-  return { ca: [readFileSync(certs.ca, "utf8")], cert: readFileSync(certs.clientCert, "utf8"), key: readFileSync(certs.clientKey, "utf8") };
 }

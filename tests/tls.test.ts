@@ -13,10 +13,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { portFree, run, type BrokerNode } from "../scripts/cluster.ts";
-import { ROOT, cloneNode, head, makeKeys, makeOrigin, openFleet, removeDirs, startProcess, startWorker, stopAll, tempDir, waitUntil } from "./helpers.ts";
-import { startWebhook } from "./stack.ts";
-import { clientSocket, makeCertificates, startTlsNode, type Certificates } from "./tls-fixture.ts";
-import { UPDATE_SH } from "./worker-fixture.ts";
+import { ROOT, head, makeKeys, removeDirs, startProcess, stopAll, tempDir } from "./helpers.ts";
+import { startRemoteStack } from "./remote-stack.ts";
+import { makeCertificates, startTlsNode, type Certificates } from "./tls-fixture.ts";
 
 const canRun = process.getuid?.() === 0 && existsSync("/usr/sbin/rabbitmq-server");
 if (!canRun) console.warn("tls.test.ts SKIPPED: needs root and Debian's rabbitmq-server to start a private TLS broker");
@@ -40,42 +39,21 @@ describe.skipIf(!canRun)("TLS", () => {
   const clientEnv = () => ({ ARBEIDER_AMQP_CERT_FILE: certs.clientCert, ARBEIDER_AMQP_KEY_FILE: certs.clientKey });
 
   test("a webhook and workers connect with ARBEIDER_AMQP_CA_FILE (or NODE_EXTRA_CA_CERTS) and client certificates, and a deployment goes through", async () => {
-    const fleet = await openFleet("tls", url, undefined, clientSocket(certs));
-    const work = join(dir, "fleet");
+    const stack = await startRemoteStack({
+      dir: join(dir, "fleet"),
+      fleet: `tls-${crypto.randomUUID().slice(0, 8)}`,
+      shared: { AMQP_URL: url, ...clientEnv() },
+      webhook: { ARBEIDER_AMQP_CA_FILE: certs.ca },
+      nodes: { t1: { ARBEIDER_AMQP_CA_FILE: certs.ca }, t2: { NODE_EXTRA_CA_CERTS: certs.ca } },
+    });
     try {
-      const keys = makeKeys(join(work, "keys"));
-      const origin = makeOrigin(work);
-      origin.commit("master", { "update.sh": UPDATE_SH }, "add update.sh");
-      const apiKey = `tls-${crypto.randomUUID()}`;
-      const tls = { AMQP_URL: url, ARBEIDER_FLEET: fleet.fleet, ...clientEnv() };
-      const webhook = await startWebhook({ ...tls, ARBEIDER_AMQP_CA_FILE: certs.ca, ARBEIDER_SIGNING_KEY_FILE: keys.signingFile, ARBEIDER_API_KEY: apiKey });
-      const trust: Record<string, Record<string, string>> = { t1: { ARBEIDER_AMQP_CA_FILE: certs.ca }, t2: { NODE_EXTRA_CA_CERTS: certs.ca } };
-      const repos: Record<string, string> = {};
-      for (const [id, ca] of Object.entries(trust)) {
-        fleet.track(id);
-        repos[id] = cloneNode(origin.origin, join(work, id));
-        const env = { ...tls, ...ca, ARBEIDER_NODE_ID: id, ARBEIDER_REPO_DIR: repos[id]!, ARBEIDER_VERIFY_KEY_FILE: keys.verifyFile };
-        await startWorker({ ...env, ARBEIDER_HEARTBEAT_SECONDS: "1", MARKER_DIR: work });
-      }
-      const api = async (path: string, body?: unknown) =>
-        (await fetch(`${webhook.url}${path}`, {
-          method: body ? "POST" : "GET",
-          headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-          body: body ? JSON.stringify(body) : undefined,
-        })).json();
-      await waitUntil(async () => (await api("/api/nodes")).nodes.filter((n: { online: boolean }) => n.online).length === 2, "both nodes online");
-      const commit = origin.commit("master", { VERSION: "over TLS\n" }, "deploy over TLS");
-      const { deployment } = await api("/api/deployments", { command: "update", args: { branch: "master", commit } });
-      const done = await waitUntil(async () => {
-        const d = await api(`/api/deployments/${deployment}`);
-        return d.state === "succeeded" || d.state === "failed" ? d : undefined;
-      }, "the deployment to finish", 30_000);
+      const commit = stack.origin.commit("master", { VERSION: "over TLS\n" }, "deploy over TLS");
+      const done = await stack.finished(await stack.deploy({ command: "update", args: { branch: "master", commit } }), 30_000);
       expect(done.state).toBe("succeeded");
-      for (const id of Object.keys(trust)) expect(head(repos[id]!)).toBe(commit);
-      expect(webhook.proc.output()).toMatch(/"msg":"connected to broker".*"broker":"amqps:\/\/guest:\*\*\*@localhost:/);
+      for (const id of ["t1", "t2"]) expect(head(stack.repos[id]!)).toBe(commit);
+      expect(stack.webhook.proc.output()).toMatch(/"msg":"connected to broker".*"broker":"amqps:\/\/guest:\*\*\*@localhost:/);
     } finally {
       await stopAll();
-      await fleet.cleanup();
     }
   }, 90_000);
 
