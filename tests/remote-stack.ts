@@ -22,6 +22,8 @@ export interface RemoteStackOptions {
   webhook?: Record<string, string>;
   /** Node ids and what each worker gets on top of `shared`. */
   nodes: Record<string, Record<string, string>>;
+  /** Another runtime's argv for some nodes (`deno run -A worker.ts`). */
+  runtimes?: Record<string, string[]>;
 }
 
 interface Deployment {
@@ -57,7 +59,7 @@ export async function startRemoteStack(o: RemoteStackOptions) {
     Object.entries(o.nodes).map(async ([id, env]) => {
       repos[id] = cloneNode(origin.origin, join(o.dir, `node-${id}`));
       const base = { ARBEIDER_NODE_ID: id, ARBEIDER_REPO_DIR: repos[id]!, ARBEIDER_VERIFY_KEY_FILE: keys.verifyFile, MARKER_DIR: markers };
-      workers[id] = await startWorker({ ...common, ARBEIDER_HEARTBEAT_SECONDS: "2", ...base, ...env });
+      workers[id] = await startWorker({ ...common, ARBEIDER_HEARTBEAT_SECONDS: "2", ...base, ...env }, o.runtimes?.[id]);
     }),
   );
   const ids = Object.keys(o.nodes);

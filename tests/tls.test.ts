@@ -1,11 +1,11 @@
 /**
  * arbeider over TLS, on a private TLS-only broker with certificates made by
- * openssl at test time (tests/tls-fixture.ts): a webhook and two workers
+ * openssl at test time (tests/tls-fixture.ts): a webhook and three workers
  * connect over amqps:// with ARBEIDER_AMQP_CA_FILE (one worker with
- * NODE_EXTRA_CA_CERTS instead) and client certificates, and a deployment goes
- * through; a wrong CA, a host name the certificate does not name, no client
- * certificate and one from another CA are each refused with a line saying
- * what to fix; the broker speaks nothing older than TLS 1.2; and
+ * NODE_EXTRA_CA_CERTS instead, one under Deno) and client certificates, and a
+ * deployment goes through; a wrong CA, a host name the certificate does not
+ * name, no client certificate and one from another CA are each refused with a
+ * line saying what to fix; the broker speaks nothing older than TLS 1.2; and
  * scripts/rabbitmq.sh probes an amqps:// URL over TLS and never starts a
  * plain broker for one.
  */
@@ -38,19 +38,20 @@ describe.skipIf(!canRun)("TLS", () => {
   /** The client side of mutual TLS, as a process's environment. */
   const clientEnv = () => ({ ARBEIDER_AMQP_CERT_FILE: certs.clientCert, ARBEIDER_AMQP_KEY_FILE: certs.clientKey });
 
-  test("a webhook and workers connect with ARBEIDER_AMQP_CA_FILE (or NODE_EXTRA_CA_CERTS) and client certificates, and a deployment goes through", async () => {
+  test("a webhook and workers (one under Deno) connect with ARBEIDER_AMQP_CA_FILE (or NODE_EXTRA_CA_CERTS) and client certificates, and a deployment goes through", async () => {
     const stack = await startRemoteStack({
       dir: join(dir, "fleet"),
       fleet: `tls-${crypto.randomUUID().slice(0, 8)}`,
       shared: { AMQP_URL: url, ...clientEnv() },
       webhook: { ARBEIDER_AMQP_CA_FILE: certs.ca },
-      nodes: { t1: { ARBEIDER_AMQP_CA_FILE: certs.ca }, t2: { NODE_EXTRA_CA_CERTS: certs.ca } },
+      nodes: { t1: { ARBEIDER_AMQP_CA_FILE: certs.ca }, t2: { NODE_EXTRA_CA_CERTS: certs.ca }, t3: { ARBEIDER_AMQP_CA_FILE: certs.ca } },
+      runtimes: { t3: [join(ROOT, "node_modules/.bin/deno"), "run", "-A", "worker.ts"] },
     });
     try {
       const commit = stack.origin.commit("master", { VERSION: "over TLS\n" }, "deploy over TLS");
       const done = await stack.finished(await stack.deploy({ command: "update", args: { branch: "master", commit } }), 30_000);
       expect(done.state).toBe("succeeded");
-      for (const id of ["t1", "t2"]) expect(head(stack.repos[id]!)).toBe(commit);
+      for (const id of ["t1", "t2", "t3"]) expect(head(stack.repos[id]!)).toBe(commit);
       expect(stack.webhook.proc.output()).toMatch(/"msg":"connected to broker".*"broker":"amqps:\/\/guest:\*\*\*@localhost:/);
     } finally {
       await stopAll();
