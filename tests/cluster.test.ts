@@ -158,6 +158,12 @@ describe.skipIf(!canRun)("a three-node cluster", () => {
 
   test("no /healthz answer took longer than the confirm timeout, all along", () => {
     console.log(`slowest /healthz: ${health.slowestMs()} ms over ${health.count()} probes`);
+    const output = processes().map((p) => p.output()).join("");
+    const seen = (pattern: RegExp) => output.split("\n").filter((line) => pattern.test(line)).length;
+    console.log(
+      `log lines of the fleet: ${lostConnections()} lost connections, ${seen(/INTERNAL_ERROR/)} with 541, ${seen(/replica on the local node/)} with 406 no local replica, ` +
+        `${seen(/giving the publish channel up/)} publish channels given up, ${seen(/Cannot append a marker/)} markers not confirmed, ${seen(/event not confirmed yet/)} event retries`,
+    );
     expect(health.count()).toBeGreaterThan(20);
     expect(health.slowestMs()).toBeLessThan(10_000);
   });
