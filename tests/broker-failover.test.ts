@@ -16,9 +16,18 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { BrokerUnavailable, connectBroker, sendConfirmed, type ConfirmChannel } from "../shared/broker.ts";
 import type { Logger } from "../shared/log.ts";
 import { AMQP_URL, makeKeys, openFleet, removeDirs, stopAll, tempDir, waitUntil } from "./helpers.ts";
-import { startWebhook } from "./stack.ts";
+import { startWebhook, type Webhook } from "./stack.ts";
 
 afterAll(stopAll);
+
+interface Proxy {
+  url: string;
+  /** Open client connections through this proxy. */
+  connections(): number;
+  freeze(): void;
+  thaw(): void;
+  close(): Promise<void>;
+}
 
 /**
  * A TCP proxy to the broker whose forwarding can be frozen (sockets stay open,
@@ -26,7 +35,7 @@ afterAll(stopAll);
  * through any proxy sharing the trap, freeze that one connection (those bytes
  * never reach the broker): a publish whose confirm never comes.
  */
-async function freezableProxy(trap?: { pattern: string; sprung: boolean }) {
+async function freezableProxy(trap?: { pattern: string; sprung: boolean }): Promise<Proxy> {
   const target = new URL(AMQP_URL);
   const pairs = new Set<[Socket, Socket]>();
   let frozen = false;
@@ -49,7 +58,6 @@ async function freezableProxy(trap?: { pattern: string; sprung: boolean }) {
   const port = (server.address() as { port: number }).port;
   return {
     url: `amqp://guest:guest@127.0.0.1:${port}`,
-    /** Open client connections through this proxy. */
     connections: () => pairs.size,
     freeze: () => void (frozen = true),
     thaw: () => void (frozen = false),
@@ -64,20 +72,40 @@ function recordingLog(): Logger & { lines: string[] } {
   return { lines, debug: log, info: log, warn: log, error: log } as unknown as Logger & { lines: string[] };
 }
 
-test("a webhook whose broker freezes answers 503 within the confirm timeout, and is healthy again through the next URL within 30 s", async () => {
-  const [a, b] = [await freezableProxy(), await freezableProxy()];
+/**
+ * A webhook process with AMQP_URL = two proxies (`query` added to each URL)
+ * and a 2 s confirm timeout, in a fleet of its own; `startMs` is how long it
+ * took to become healthy. Everything is removed afterwards.
+ */
+async function withProxiedWebhook(
+  options: { trap?: { pattern: string; sprung: boolean }; query?: string },
+  body: (it: { webhook: Webhook; apiKey: string; proxies: Proxy[]; startMs: number }) => Promise<void>,
+): Promise<void> {
+  const proxies = [await freezableProxy(options.trap), await freezableProxy(options.trap)];
   const dir = tempDir();
-  const fleet = await openFleet("freeze");
+  const fleet = await openFleet("proxied");
   try {
-    const apiKey = `freeze-${crypto.randomUUID()}`;
-    const { signingFile } = makeKeys(dir);
+    const apiKey = `proxied-${crypto.randomUUID()}`;
+    const started = Date.now();
     const webhook = await startWebhook({
-      AMQP_URL: `${a.url},${b.url}`,
+      AMQP_URL: proxies.map((proxy) => `${proxy.url}${options.query ?? ""}`).join(","),
       ARBEIDER_FLEET: fleet.fleet,
-      ARBEIDER_SIGNING_KEY_FILE: signingFile,
+      ARBEIDER_SIGNING_KEY_FILE: makeKeys(dir).signingFile,
       ARBEIDER_API_KEY: apiKey,
       ARBEIDER_CONFIRM_TIMEOUT: "2",
     });
+    await body({ webhook, apiKey, proxies, startMs: Date.now() - started });
+    await webhook.proc.stop(5000);
+  } finally {
+    await stopAll();
+    await Promise.all(proxies.map((proxy) => proxy.close()));
+    await fleet.cleanup();
+    removeDirs(dir);
+  }
+}
+
+test("a webhook whose broker freezes answers 503 within the confirm timeout, and is healthy again through the next URL within 30 s", async () => {
+  await withProxiedWebhook({}, async ({ webhook, apiKey, proxies: [a, b] }) => {
     const deploy = () =>
       fetch(`${webhook.url}/api/deployments`, {
         method: "POST",
@@ -87,7 +115,7 @@ test("a webhook whose broker freezes answers 503 within the confirm timeout, and
     const health = async () => (await fetch(`${webhook.url}/healthz`)).status;
     expect((await deploy()).status).toBe(202);
 
-    const [used, other] = a.connections() > 0 ? [a, b] : [b, a];
+    const [used, other] = a!.connections() > 0 ? [a!, b!] : [b!, a!];
     used.freeze();
     const frozenAt = Date.now();
     const refused = await deploy();
@@ -104,40 +132,18 @@ test("a webhook whose broker freezes answers 503 within the confirm timeout, and
     expect(webhook.proc.output()).toContain("lost broker connection");
     expect((await deploy()).status).toBe(202);
     console.log(`frozen broker: 503 after ${answeredMs} ms, dead peer noticed after ${noticedMs} ms, healthy again after ${healthyMs} ms`);
-    await webhook.proc.stop(5000);
-  } finally {
-    await Promise.all([a.close(), b.close()]);
-    await fleet.cleanup();
-    removeDirs(dir);
-  }
+  });
 }, 60_000);
 
 test("a webhook whose stream marker is never confirmed gives that connection up and is healthy through another URL within 30 s", async () => {
   // The marker's publish is lost on its way (as when the stream's leader dies); heartbeats are off, so only the confirm bound helps.
   const trap = { pattern: "x-arbeider-sync", sprung: false };
-  const [a, b] = [await freezableProxy(trap), await freezableProxy(trap)];
-  const dir = tempDir();
-  const fleet = await openFleet("marker");
-  try {
-    const started = Date.now();
-    const webhook = await startWebhook({
-      AMQP_URL: `${a.url}?heartbeat=0,${b.url}?heartbeat=0`,
-      ARBEIDER_FLEET: fleet.fleet,
-      ARBEIDER_SIGNING_KEY_FILE: makeKeys(dir).signingFile,
-      ARBEIDER_API_KEY: `marker-${crypto.randomUUID()}`,
-      ARBEIDER_CONFIRM_TIMEOUT: "2",
-    });
-    const healthyMs = Date.now() - started;
+  await withProxiedWebhook({ trap, query: "?heartbeat=0" }, async ({ webhook, startMs }) => {
     expect(trap.sprung).toBe(true);
     expect(webhook.proc.output()).toContain("Cannot append a marker to the stream");
-    expect(healthyMs).toBeLessThan(30_000);
-    console.log(`lost stream marker: healthy through the other URL after ${healthyMs} ms`);
-    await webhook.proc.stop(5000);
-  } finally {
-    await Promise.all([a.close(), b.close()]);
-    await fleet.cleanup();
-    removeDirs(dir);
-  }
+    expect(startMs).toBeLessThan(30_000);
+    console.log(`lost stream marker: healthy through the other URL after ${startMs} ms`);
+  });
 }, 60_000);
 
 test("a nacked publish and a missing confirm fail with BrokerUnavailable, give the publish channel up, and the next publish works", async () => {

@@ -9,6 +9,7 @@ import { expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import { AMQP_URL, waitUntil } from "./helpers.ts";
+import { apiClient } from "./remote-stack.ts";
 import { startWebhook } from "./stack.ts";
 import { withNodes } from "./worker-fixture.ts";
 
@@ -18,12 +19,7 @@ test("a command a worker crashed on six times is dead-lettered, reported failed 
     const apiKey = `dl-${randomUUID()}`;
     const quorum = { ARBEIDER_QUEUE_TYPE: "quorum" };
     const webhook = await startWebhook({ ...quorum, ARBEIDER_FLEET: fleet, ARBEIDER_SIGNING_KEY_FILE: nodes.keys.signingFile, ARBEIDER_API_KEY: apiKey });
-    const api = async (path: string, body?: unknown) =>
-      (await fetch(`${webhook.url}${path}`, {
-        method: body ? "POST" : "GET",
-        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-        body: body ? JSON.stringify(body) : undefined,
-      })).json();
+    const api = apiClient(webhook.url, apiKey);
     try {
       const start = () => nodes.start("dl-1", { ...quorum, ARBEIDER_HEARTBEAT_SECONDS: "1" });
       let worker = await start();

@@ -15,6 +15,7 @@ import { rabbitmqctl } from "../scripts/cluster.ts";
 import { declareHistory, declareNodeQueue } from "../shared/topology.ts";
 import { AMQP_URL, ROOT, openFleet, waitUntil } from "./helpers.ts";
 import { withNodes } from "./worker-fixture.ts";
+import { apiClient } from "./remote-stack.ts";
 import { startWebhook } from "./stack.ts";
 
 const README = () => readFileSync(join(ROOT, "README.md"), "utf8");
@@ -64,12 +65,7 @@ test("a worker and a webhook with only the README's permissions deploy on quorum
       const webhook = await startWebhook({ ...quorum, AMQP_URL: webhookUser.url, ARBEIDER_FLEET: fleet, ARBEIDER_SIGNING_KEY_FILE: nodes.keys.signingFile, ARBEIDER_API_KEY: apiKey });
       try {
         await nodes.start("lp-1", { ...quorum, AMQP_URL: workerUser.url, ARBEIDER_HEARTBEAT_SECONDS: "1" });
-        const api = async (path: string, body?: unknown) =>
-          (await fetch(`${webhook.url}${path}`, {
-            method: body ? "POST" : "GET",
-            headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-            body: body ? JSON.stringify(body) : undefined,
-          })).json();
+        const api = apiClient(webhook.url, apiKey);
         await waitUntil(async () => (await api("/api/nodes")).nodes.some((n: { node: string; online: boolean }) => n.node === "lp-1" && n.online), "lp-1 online");
         for (const request of [{ command: "ping" }, { command: "update", args: { branch: "master" } }]) {
           const { deployment } = await api("/api/deployments", request);

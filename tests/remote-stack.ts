@@ -26,6 +26,19 @@ export interface RemoteStackOptions {
   runtimes?: Record<string, string[]>;
 }
 
+/** JSON from a webhook's API with the bearer key: GET, or POST of `body`; at most 20 s per request. */
+export function apiClient(url: string, apiKey: string) {
+  return async <T = any>(path: string, body?: unknown): Promise<T> => {
+    const response = await fetch(`${url}${path}`, {
+      method: body ? "POST" : "GET",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(20_000),
+    });
+    return (await response.json()) as T;
+  };
+}
+
 interface Deployment {
   id: string;
   state: string;
@@ -44,15 +57,7 @@ export async function startRemoteStack(o: RemoteStackOptions) {
   const apiKey = `rs-${crypto.randomUUID()}`;
   const common = { ...o.shared, ARBEIDER_FLEET: o.fleet };
   const webhook = await startWebhook({ ...common, ...o.webhook, ARBEIDER_SIGNING_KEY_FILE: keys.signingFile, ARBEIDER_API_KEY: apiKey });
-  const api = async <T = any>(path: string, body?: unknown): Promise<T> => {
-    const response = await fetch(`${webhook.url}${path}`, {
-      method: body ? "POST" : "GET",
-      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-      body: body ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(20_000),
-    });
-    return (await response.json()) as T;
-  };
+  const api = apiClient(webhook.url, apiKey);
   const repos: Record<string, string> = {};
   const workers: Record<string, Proc> = {};
   await Promise.all(
