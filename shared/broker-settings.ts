@@ -98,6 +98,9 @@ export function explainConnectError(error: unknown): string {
     return `TLS: the broker refused this process's client certificate (${code}); it must be signed by a CA the broker trusts`;
   }
   if (/ALERT_PROTOCOL_VERSION$/.test(code ?? "")) return `TLS: the broker and this process share no TLS version (${code}); arbeider needs TLS 1.2 or newer`;
-  if (/ACCESS.REFUSED|PLAIN login refused/i.test(message)) return `${message} (check the user and password in AMQP_URL)`;
+  if (/PLAIN login refused|ACCESS.REFUSED - Login was refused/i.test(message)) return `${message} (check the user and password in AMQP_URL)`;
+  if (/ACCESS.REFUSED/.test(message)) return `${message} (check the broker user's permissions: README "Least-privilege RabbitMQ users")`;
+  // The webhook declares the exchanges; a worker started first, or in another fleet, finds none.
+  if (/NOT_FOUND - no exchange '[^']*\.commands'/.test(message)) return `${message} (is the webhook running, with the same ARBEIDER_FLEET? It declares the exchanges)`;
   return message;
 }

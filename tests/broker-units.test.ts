@@ -59,7 +59,9 @@ describe("explainConnectError", () => {
     ["no client certificate (Node)", error("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED", "alert 116"), /requires a client certificate/],
     ["a client certificate of another CA", error("ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE", "alert 42"), /refused this process's client certificate/],
     ["TLS 1.1 only", error("ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION", "alert 70"), /TLS 1\.2 or newer/],
-    ["a wrong password", new Error("Handshake terminated by server: 403 (ACCESS-REFUSED)"), /check the user and password/],
+    ["a wrong password", new Error('Handshake terminated by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN."'), /check the user and password/],
+    ["a missing permission", new Error("Operation failed: QueueDeclare; 403 (ACCESS-REFUSED) with message \"ACCESS_REFUSED - access to exchange 'arbeider.shop.dead' refused\""), /check the broker user's permissions/],
+    ["no commands exchange yet", new Error("Operation failed: QueueBind; 404 (NOT-FOUND) with message \"NOT_FOUND - no exchange 'arbeider.shop.commands' in vhost '/'\""), /is the webhook running, with the same ARBEIDER_FLEET/],
     ["a refused connection", error("ECONNREFUSED", "connect ECONNREFUSED 127.0.0.1:1"), /^connect ECONNREFUSED 127\.0\.0\.1:1$/],
   ];
   for (const [name, input, expected] of cases) test(name, () => expect(explainConnectError(input)).toMatch(expected));
