@@ -5,6 +5,7 @@
  * them. Pure: imports only valibot, so tests and both entrypoints share it.
  */
 import * as v from "valibot";
+import { StrategySchema } from "./strategy.ts";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -113,6 +114,9 @@ export const Event = v.object({
   spec: v.optional(Command),
   /** On created only: the online nodes the target matched when the command was published. */
   expected: v.optional(v.array(v.string())),
+  /** On created of an update only: how it is rolled out, and its waves of node ids in order. */
+  strategy: v.optional(StrategySchema),
+  waves: v.optional(v.array(v.array(v.string()))),
 });
 export type Event = v.InferOutput<typeof Event>;
 
@@ -126,6 +130,12 @@ export const Heartbeat = v.object({
   busy: v.boolean(),
   version: v.string(),
   at: Timestamp,
+  /** With a health check configured: what one probe made for this heartbeat said. */
+  healthy: v.optional(v.boolean()),
+  /** The worker is stopping (SIGTERM): count it offline at once. */
+  stopping: v.optional(v.boolean()),
+  /** Tracked files of the checkout differ from HEAD. */
+  dirty: v.optional(v.boolean()),
 });
 export type Heartbeat = v.InferOutput<typeof Heartbeat>;
 
@@ -139,6 +149,8 @@ export function names(fleet: string) {
     heartbeats: `${prefix}.heartbeats`,
     /** Fanout exchange and queue of commands a quorum node queue dead-lettered. */
     dead: `${prefix}.dead`,
+    /** The rollout driver's election queue (single active consumer). */
+    driver: `${prefix}.driver`,
     nodeQueue: (node: string) => `${prefix}.node.${node}`,
   };
 }

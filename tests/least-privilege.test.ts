@@ -67,7 +67,8 @@ test("a worker and a webhook with only the README's permissions deploy on quorum
         await nodes.start("lp-1", { ...quorum, AMQP_URL: workerUser.url, ARBEIDER_HEARTBEAT_SECONDS: "1" });
         const api = apiClient(webhook.url, apiKey);
         await waitUntil(async () => (await api("/api/nodes")).nodes.some((n: { node: string; online: boolean }) => n.node === "lp-1" && n.online), "lp-1 online");
-        for (const request of [{ command: "ping" }, { command: "update", args: { branch: "master" } }]) {
+        const commit = nodes.origin.commit("master", { VERSION: "least privilege\n" }, "deploy with the README's users");
+        for (const request of [{ command: "ping" }, { command: "update", args: { branch: "master", commit } }]) {
           const { deployment } = await api("/api/deployments", request);
           const done = await waitUntil(async () => {
             const d = await api(`/api/deployments/${deployment}`);

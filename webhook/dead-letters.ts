@@ -14,7 +14,7 @@ import type { Logger } from "../shared/log.ts";
 import { Command, PROTOCOL_VERSION, SIGNATURE_HEADER, eventKey, names, parseJson, type Event } from "../shared/protocol.ts";
 import { verifyBody, type VerifyKey } from "../shared/signing.ts";
 import { DELIVERY_LIMIT, declareOrKeep } from "../shared/topology.ts";
-import type { Publish } from "./deployer.ts";
+import type { Publish } from "./records.ts";
 
 export interface DeadLetterOptions {
   fleet: string;
