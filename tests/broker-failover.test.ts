@@ -110,7 +110,7 @@ test("a webhook whose broker freezes answers 503 within the confirm timeout, and
       fetch(`${webhook.url}/api/deployments`, {
         method: "POST",
         headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-        body: JSON.stringify({ command: "ping" }),
+        body: JSON.stringify({ command: "ping", allowEmpty: true }),
       });
     const health = async () => (await fetch(`${webhook.url}/healthz`)).status;
     expect((await deploy()).status).toBe(202);

@@ -42,8 +42,9 @@ test("a command a worker crashed on six times is dead-lettered, reported failed 
 
       // Nothing of it is left: the node queue is free and the dead-letter queue empty.
       worker = await start();
+      await waitUntil(async () => (await api("/api/nodes")).nodes.some((n: { online: boolean }) => n.online), "dl-1 online again");
       const { deployment: ping } = await api("/api/deployments", { command: "ping", target: "node:dl-1" });
-      await waitUntil(async () => (await api(`/api/deployments/${ping}`)).state === "succeeded", "the ping to succeed");
+      await waitUntil(async () => (await api(`/api/deployments/${ping}`)).nodes?.["dl-1"]?.state === "succeeded", "the ping to succeed on dl-1");
       expect(nodes.runs("dl-1")).toHaveLength(6);
       const connection = await amqp.connect(AMQP_URL);
       const channel = await connection.createChannel();

@@ -39,6 +39,8 @@ export function apiClient(url: string, apiKey: string) {
   };
 }
 
+const FINAL = ["succeeded", "failed", "rolled_back", "superseded"];
+
 interface Deployment {
   id: string;
   state: string;
@@ -87,11 +89,11 @@ export async function startRemoteStack(o: RemoteStackOptions) {
       if (!answer.deployment) throw new Error(`deployment refused: ${JSON.stringify(answer)}`);
       return answer.deployment;
     },
-    /** Waits until deployment `id` is finished (any final state) and returns it. */
+    /** Waits until deployment `id` is in a final state and returns it. */
     finished(id: string, timeoutMs = 60_000): Promise<Deployment> {
       return waitUntil(async () => {
         const d = await api<Deployment>(`/api/deployments/${id}`).catch(() => undefined);
-        return d && !["queued", "running", "paused"].includes(d.state) ? d : undefined;
+        return d && FINAL.includes(d.state) ? d : undefined;
       }, `deployment ${id} to finish`, timeoutMs, 250);
     },
     /** How many times update.sh ran on `node` for `deployment`. */
