@@ -15,19 +15,21 @@
  * Deployments go through `deploy()` as one update of every node; a rollout
  * strategy (waves) can be added to its request without changing the steps.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { chmodSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { rabbitmqctl, startCluster, waitForMembers, type BrokerNode, type Cluster } from "../scripts/cluster.ts";
 import { removeDirs, stopAll, tempDir, waitUntil } from "./helpers.ts";
+import { skipNote } from "./skip.ts";
 import { startRemoteStack, type RemoteStack } from "./remote-stack.ts";
 
-const canRun = process.getuid?.() === 0 && existsSync("/usr/sbin/rabbitmq-server");
-if (!canRun) console.warn("cluster.test.ts SKIPPED: needs root and Debian's rabbitmq-server to start a private three-node cluster");
+// Private brokers run as the rabbitmq user through Debian's wrapper, which needs root.
+const reason = process.getuid?.() !== 0 ? "needs root to start private RabbitMQ nodes" : !existsSync("/usr/sbin/rabbitmq-server") ? "needs Debian's rabbitmq-server" : undefined;
+const { testIf, title } = skipNote("cluster", reason);
 
 const NODES = ["c1", "c2", "c3"];
 
-describe.skipIf(!canRun)("a three-node cluster", () => {
+describe("a three-node cluster", () => {
   const dir = tempDir("arbeider-cluster-");
   // The nodes run as the rabbitmq user, who must reach their folders inside this one.
   chmodSync(dir, 0o755);
@@ -39,6 +41,7 @@ describe.skipIf(!canRun)("a three-node cluster", () => {
   let rejoining: Promise<void> = Promise.resolve();
 
   beforeAll(async () => {
+    if (reason) return;
     const started = Date.now();
     cluster = await startCluster(join(dir, "cluster"));
     console.log(`cluster of 3 ready in ${Date.now() - started} ms`);
@@ -109,7 +112,7 @@ describe.skipIf(!canRun)("a three-node cluster", () => {
     expect(healthyMs).toBeLessThan(30_000);
   }
 
-  test("node queues are quorum queues that dead-letter after 5 deliveries; the streams and the dead-letter queue are replicated on every node", async () => {
+  testIf(title("node queues are quorum queues that dead-letter after 5 deliveries; the streams and the dead-letter queue are replicated on every node"), async () => {
     type Listed = { name: string; type: string; arguments: [string, string, unknown][]; members: string[] };
     const listed: Listed[] = JSON.parse(await rabbitmqctl("-n", via(), "list_queues", "name", "type", "arguments", "members", "--formatter", "json"));
     // Arguments come as [name, type, value] triples.
@@ -131,7 +134,7 @@ describe.skipIf(!canRun)("a three-node cluster", () => {
     expect(byName.dead!.members.sort()).toEqual(everyNode);
   }, 30_000);
 
-  test("kill -9 of the node leading the node queues in the middle of a deployment: it finishes, update.sh ran once per node, the webhook is healthy within 30 s", async () => {
+  testIf(title("kill -9 of the node leading the node queues in the middle of a deployment: it finishes, update.sh ran once per node, the webhook is healthy within 30 s"), async () => {
     const leaders: { name: string; leader: string }[] = JSON.parse(await rabbitmqctl("-n", via(), "list_queues", "name", "leader", "--formatter", "json"));
     const count = (node: string) => leaders.filter((q) => q.name.startsWith(`arbeider.${fleet}.node.`) && q.leader === node).length;
     const leader = [...cluster.nodes].sort((a, b) => count(b.name) - count(a.name))[0]!;
@@ -145,7 +148,7 @@ describe.skipIf(!canRun)("a three-node cluster", () => {
     await expectHealthyAgain(lostAt);
   }, 120_000);
 
-  test("kill -9 of the node the webhook is connected to: /healthz is 200 again within 30 s, no request hangs, and the next deployment goes through", async () => {
+  testIf(title("kill -9 of the node the webhook is connected to: /healthz is 200 again within 30 s, no request hangs, and the next deployment goes through"), async () => {
     await rejoining;
     await settled();
     const node = connectedNode(stack.webhook.proc.output())!;
@@ -166,7 +169,7 @@ describe.skipIf(!canRun)("a three-node cluster", () => {
     await expectDoneOnce(id);
   }, 120_000);
 
-  test("a graceful stop of another node in the middle of a deployment: it finishes, update.sh ran once per node, the webhook is healthy within 30 s", async () => {
+  testIf(title("a graceful stop of another node in the middle of a deployment: it finishes, update.sh ran once per node, the webhook is healthy within 30 s"), async () => {
     await rejoining;
     await settled();
     const webhookNode = connectedNode(stack.webhook.proc.output());
@@ -182,7 +185,7 @@ describe.skipIf(!canRun)("a three-node cluster", () => {
     await expectHealthyAgain(lostAt);
   }, 120_000);
 
-  test("no /healthz answer took longer than the confirm timeout, all along", () => {
+  testIf(title("no /healthz answer took longer than the confirm timeout, all along"), () => {
     console.log(`slowest /healthz: ${health.slowestMs()} ms over ${health.count()} probes`);
     const output = processes().map((p) => p.output()).join("");
     const seen = (pattern: RegExp) => output.split("\n").filter((line) => pattern.test(line)).length;

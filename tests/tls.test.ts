@@ -9,23 +9,26 @@
  * scripts/rabbitmq.sh probes an amqps:// URL over TLS and never starts a
  * plain broker for one.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { portFree, run, type BrokerNode } from "../scripts/cluster.ts";
 import { ROOT, head, makeKeys, removeDirs, startProcess, stopAll, tempDir } from "./helpers.ts";
+import { skipNote } from "./skip.ts";
 import { startRemoteStack } from "./remote-stack.ts";
 import { makeCertificates, startTlsNode, type Certificates } from "./tls-fixture.ts";
 
-const canRun = process.getuid?.() === 0 && existsSync("/usr/sbin/rabbitmq-server");
-if (!canRun) console.warn("tls.test.ts SKIPPED: needs root and Debian's rabbitmq-server to start a private TLS broker");
+// Private brokers run as the rabbitmq user through Debian's wrapper, which needs root.
+const reason = process.getuid?.() !== 0 ? "needs root to start private RabbitMQ nodes" : !existsSync("/usr/sbin/rabbitmq-server") ? "needs Debian's rabbitmq-server" : undefined;
+const { testIf, title } = skipNote("TLS", reason);
 
-describe.skipIf(!canRun)("TLS", () => {
+describe("TLS", () => {
   const dir = tempDir("arbeider-tls-");
   let certs: Certificates;
   let node: BrokerNode;
   let url: string;
   beforeAll(async () => {
+    if (reason) return;
     certs = await makeCertificates(dir);
     node = await startTlsNode(join(dir, "broker"), certs);
     url = `amqps://guest:guest@localhost:${node.port}`;
@@ -38,7 +41,7 @@ describe.skipIf(!canRun)("TLS", () => {
   /** The client side of mutual TLS, as a process's environment. */
   const clientEnv = () => ({ ARBEIDER_AMQP_CERT_FILE: certs.clientCert, ARBEIDER_AMQP_KEY_FILE: certs.clientKey });
 
-  test("a webhook and workers (one under Deno) connect with ARBEIDER_AMQP_CA_FILE (or NODE_EXTRA_CA_CERTS) and client certificates, and a deployment goes through", async () => {
+  testIf(title("a webhook and workers (one under Deno) connect with ARBEIDER_AMQP_CA_FILE (or NODE_EXTRA_CA_CERTS) and client certificates, and a deployment goes through"), async () => {
     const stack = await startRemoteStack({
       dir: join(dir, "fleet"),
       fleet: `tls-${crypto.randomUUID().slice(0, 8)}`,
@@ -69,7 +72,7 @@ describe.skipIf(!canRun)("TLS", () => {
       "refused this process's client certificate",
     ],
   ];
-  test("a wrong CA, a wrong host name and a missing or foreign client certificate are refused with a line saying what to fix", async () => {
+  testIf(title("a wrong CA, a wrong host name and a missing or foreign client certificate are refused with a line saying what to fix"), async () => {
     const keys = makeKeys(join(dir, "refusal-keys"));
     const webhooks = refusals.map(([, env]) =>
       startProcess(["bun", "webhook.ts"], { PORT: "0", HOST: "127.0.0.1", ARBEIDER_FLEET: "tls-refused", ARBEIDER_SIGNING_KEY_FILE: keys.signingFile, ARBEIDER_API_KEY: "refused-0123456789", ...env() }),
@@ -82,7 +85,7 @@ describe.skipIf(!canRun)("TLS", () => {
     }
   }, 30_000);
 
-  test("the broker refuses TLS 1.1 and speaks TLS 1.2", async () => {
+  testIf(title("the broker refuses TLS 1.1 and speaks TLS 1.2"), async () => {
     const client = ["-connect", `127.0.0.1:${node.port}`, "-CAfile", certs.ca, "-cert", certs.clientCert, "-key", certs.clientKey];
     const old = await run(["openssl", "s_client", ...client, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], {}, 10_000);
     // The broker's own alert (70, protocol version): the client offered TLS 1.1 and was refused.
@@ -92,7 +95,7 @@ describe.skipIf(!canRun)("TLS", () => {
     expect(current.output).not.toContain("alert");
   }, 30_000);
 
-  test("scripts/rabbitmq.sh probes an amqps:// URL over TLS, and never starts a plain broker for one", async () => {
+  testIf(title("scripts/rabbitmq.sh probes an amqps:// URL over TLS, and never starts a plain broker for one"), async () => {
     const script = (env: Record<string, string>) => run(["bash", join(ROOT, "scripts", "rabbitmq.sh")], env, 30_000);
     const good = await script({ AMQP_URL: url, ARBEIDER_AMQP_CA_FILE: certs.ca, ...clientEnv() });
     expect(good).toMatchObject({ code: 0, output: expect.stringContaining(`broker answers at localhost:${node.port} (TLS)`) });
