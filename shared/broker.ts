@@ -108,6 +108,7 @@ export function connectBroker(options: BrokerOptions): Broker {
           log.warn("cannot connect to broker", { broker: redact(url), error: explainConnectError(error) });
           continue;
         }
+        if (closing) return void (await closeConnection(connection));
         failedRounds = -1;
         log.info("connected to broker", { broker: redact(url) });
         for (const resolve of waiters) resolve();
