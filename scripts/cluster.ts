@@ -150,42 +150,52 @@ export function defineNode(options: NodeOptions): BrokerNode {
     }
   };
 
+  const log = () => {
+    const file = join(dir, "log", `${name}.log`);
+    return existsSync(file) ? readFileSync(file, "utf8") : "(no log yet)";
+  };
+  const boot = async (timeoutMs: number) => {
+    for (const sub of ["mnesia", "log"]) mkdirSync(join(dir, sub), { recursive: true });
+    writeFileSync(join(dir, "rabbitmq.conf"), `${lines.join("\n")}\n`);
+    writeFileSync(join(dir, "enabled_plugins"), "[].\n");
+    // Debian's wrapper runs the broker as the rabbitmq user when started by root.
+    await run(["chown", "-R", "rabbitmq:rabbitmq", dir]);
+    if ((await run(["runuser", "-u", "rabbitmq", "--", "test", "-w", dir])).code !== 0) {
+      throw new Error(`the rabbitmq user cannot write ${dir}: its parent folders must be open to it (chmod o+x)`);
+    }
+    const started = await run(["rabbitmq-server", "-detached"], env, 60_000);
+    if (started.code !== 0) throw new Error(`rabbitmq-server ${name} failed: ${started.output}`);
+    try {
+      await waitForPort(options.port, timeoutMs, `node ${name}`);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${log().slice(-3000)}`);
+    }
+  };
+  let starting: Promise<void> | undefined;
+
   return {
     name,
     port: options.port,
     url: (scheme = "amqp", user = "guest:guest") => `${scheme}://${user}@127.0.0.1:${options.port}`,
-    async start(timeoutMs = 90_000) {
-      for (const sub of ["mnesia", "log"]) mkdirSync(join(dir, sub), { recursive: true });
-      writeFileSync(join(dir, "rabbitmq.conf"), `${lines.join("\n")}\n`);
-      writeFileSync(join(dir, "enabled_plugins"), "[].\n");
-      // Debian's wrapper runs the broker as the rabbitmq user when started by root.
-      await run(["chown", "-R", "rabbitmq:rabbitmq", dir]);
-      if ((await run(["runuser", "-u", "rabbitmq", "--", "test", "-w", dir])).code !== 0) {
-        throw new Error(`the rabbitmq user cannot write ${dir}: its parent folders must be open to it (chmod o+x)`);
-      }
-      const started = await run(["rabbitmq-server", "-detached"], env, 60_000);
-      if (started.code !== 0) throw new Error(`rabbitmq-server ${name} failed: ${started.output}`);
-      try {
-        await waitForPort(options.port, timeoutMs, `node ${name}`);
-      } catch (error) {
-        throw new Error(`${(error as Error).message}\n${this.log().slice(-3000)}`);
-      }
+    start(timeoutMs = 90_000) {
+      starting = boot(timeoutMs);
+      return starting;
     },
     async stop() {
+      await starting?.catch(() => {});
       if (pid() === undefined) return;
       await rabbitmqctl("-n", name, "stop", pidFile);
       await gone("stop");
     },
     async kill() {
+      // A node still starting would come up after the kill otherwise, and be left running.
+      await starting?.catch(() => {});
       const value = pid();
       if (value !== undefined) process.kill(value, "SIGKILL");
       await gone("kill -9");
     },
     pid,
-    log() {
-      const file = join(dir, "log", `${name}.log`);
-      return existsSync(file) ? readFileSync(file, "utf8") : "(no log yet)";
-    },
+    log,
   };
 }
 

@@ -52,6 +52,7 @@ describe("a three-node cluster", () => {
   afterAll(async () => {
     health.stop();
     await stopAll();
+    await rejoining.catch(() => {});
     await cluster?.remove();
     removeDirs(dir);
   }, 60_000);
