@@ -7,9 +7,10 @@
  * name, no client certificate and one from another CA are each refused with a
  * line saying what to fix; the broker speaks nothing older than TLS 1.2; and
  * scripts/rabbitmq.sh probes an amqps:// URL over TLS and never starts a
- * plain broker for one.
+ * plain broker for one. A TLS file that cannot be read is a configuration
+ * error (exit 2), broker or not.
  */
-import { afterAll, beforeAll, describe, expect } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { portFree, run, type BrokerNode } from "../scripts/cluster.ts";
@@ -111,4 +112,20 @@ describe("TLS", () => {
     expect(await portFree(port)).toBe(true);
     expect(existsSync(join(ROOT, ".rabbitmq", String(port)))).toBe(false);
   }, 60_000);
+});
+
+test("bun webhook.ts and bun worker.ts exit 2 with one line naming ARBEIDER_AMQP_CA_FILE when it cannot be read", async () => {
+  const dir = tempDir();
+  try {
+    const keys = makeKeys(dir);
+    const tls = { AMQP_URL: "amqps://guest:guest@localhost:5671", ARBEIDER_AMQP_CA_FILE: join(dir, "missing-ca.pem") };
+    const webhook = startProcess(["bun", "webhook.ts"], { ...tls, ARBEIDER_SIGNING_KEY_FILE: keys.signingFile, ARBEIDER_API_KEY: "tls-config-0123456789" });
+    const worker = startProcess(["bun", "worker.ts"], { ...tls, ARBEIDER_VERIFY_KEY_FILE: keys.verifyFile, ARBEIDER_REPO_DIR: ROOT });
+    for (const proc of [webhook, worker]) {
+      expect(await proc.exited).toBe(2);
+      expect(proc.output().trim()).toMatch(new RegExp(`^[a-z ]+: ARBEIDER_AMQP_CA_FILE: cannot read ${join(dir, "missing-ca.pem")}: ENOENT$`));
+    }
+  } finally {
+    removeDirs(dir);
+  }
 });
