@@ -10,10 +10,12 @@
  */
 import { readFileSync } from "node:fs";
 import { connectBroker } from "./shared/broker.ts";
+import { brokerSettings } from "./shared/broker-settings.ts";
 import { ConfigError, loadConfig, readVerifyKeyFiles, WebhookEnv } from "./shared/config.ts";
 import { createLogger, type Logger } from "./shared/log.ts";
 import { parseSigningKey, verifyKeyOf, type SigningKey, type VerifyKey } from "./shared/signing.ts";
 import { createApp } from "./webhook/app.ts";
+import { setupDeadLetters } from "./webhook/dead-letters.ts";
 import { createCommandSender } from "./webhook/deployer.ts";
 import { createDriver } from "./webhook/driver.ts";
 import { followHistory } from "./webhook/history.ts";
@@ -120,13 +122,14 @@ export async function main(env: Record<string, string | undefined> = process.env
   });
   const history = followHistory({ fleet: config.ARBEIDER_FLEET, maxAge: config.ARBEIDER_HISTORY_MAX_AGE, view, log, sealer });
   const broker = connectBroker({
-    urls: config.AMQP_URL,
+    ...brokerSettings(config),
     log,
     name: `arbeider webhook ${config.ARBEIDER_FLEET}`,
-    // Runs on every (re)connect: topology, heartbeats and the history read up to its end, then the driver's election.
+    // Runs on every (re)connect: topology, heartbeats and the history read up to its end, the driver's election, dead letters.
     setup: async (channel, connection) => {
       await history(channel, connection);
       await driver.setup(channel, connection);
+      await setupDeadLetters(channel, connection, { fleet: config.ARBEIDER_FLEET, queueType: config.ARBEIDER_QUEUE_TYPE, log, publish, verifyKeys });
     },
   });
   // Awaited nodes that will not report are marked missing by the clock, not only by events.

@@ -22,7 +22,10 @@ export function loadConfig<S extends v.GenericSchema>(schema: S, env: Record<str
   // Empty values count as unset, as in most shells' `VAR= cmd` habits.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
   const result = v.safeParse(schema, present, { abortEarly: true });
-  if (result.success) return result.output;
+  if (result.success) {
+    checkSharedRules(result.output as Record<string, unknown>);
+    return result.output;
+  }
   const issue = result.issues[0];
   const variable = v.getDotPath(issue) ?? "environment";
   const problem = issue.received === "undefined" ? "is required" : issue.message;
@@ -71,6 +74,22 @@ const fileList = v.pipe(
   v.minLength(1, "names no file"),
 );
 
+/** A PEM file for the broker's TLS: readable now, and holding a `-----BEGIN <kind>` block. */
+const pemFile = (kind: RegExp, what: string) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.rawCheck(({ dataset, addIssue }) => {
+        if (!dataset.typed) return;
+        try {
+          if (!kind.test(readFileSync(dataset.value, "utf8"))) addIssue({ message: `${dataset.value} holds no PEM ${what}` });
+        } catch (error) {
+          addIssue({ message: `cannot read ${dataset.value}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
+        }
+      }),
+    ),
+  );
+
 /** Variables both processes read. */
 export const SharedEnv = {
   AMQP_URL: v.pipe(
@@ -81,7 +100,39 @@ export const SharedEnv = {
   ARBEIDER_FLEET: v.pipe(text("default"), v.regex(FLEET_PATTERN, "must match [A-Za-z0-9_-]{1,64}")),
   LOG_LEVEL: v.optional(v.picklist(["debug", "info", "warn", "error"], "must be debug, info, warn or error"), "info"),
   ARBEIDER_QUEUE_TYPE: v.optional(v.picklist(["classic", "quorum"], "must be classic or quorum"), "classic"),
+  ARBEIDER_CONFIRM_TIMEOUT: integer(10, 1, 600),
+  ARBEIDER_AMQP_CA_FILE: pemFile(/-----BEGIN CERTIFICATE-----/, "certificate"),
+  ARBEIDER_AMQP_CERT_FILE: pemFile(/-----BEGIN CERTIFICATE-----/, "certificate"),
+  ARBEIDER_AMQP_KEY_FILE: pemFile(/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "private key"),
 };
+export type SharedConfig = v.InferOutput<v.ObjectSchema<typeof SharedEnv, undefined>>;
+
+/** Rules between shared variables, checked by loadConfig for every schema that includes SharedEnv. */
+const SHARED_RULES: { variable: string; broken: (c: Partial<SharedConfig>) => boolean; problem: string }[] = [
+  {
+    variable: "ARBEIDER_AMQP_KEY_FILE",
+    broken: (c) => c.ARBEIDER_AMQP_CERT_FILE !== undefined && c.ARBEIDER_AMQP_KEY_FILE === undefined,
+    problem: "is required with ARBEIDER_AMQP_CERT_FILE (the client certificate's private key)",
+  },
+  {
+    variable: "ARBEIDER_AMQP_CERT_FILE",
+    broken: (c) => c.ARBEIDER_AMQP_KEY_FILE !== undefined && c.ARBEIDER_AMQP_CERT_FILE === undefined,
+    problem: "is required with ARBEIDER_AMQP_KEY_FILE (the client certificate)",
+  },
+  {
+    // TLS files with no amqps:// URL mean the broker password would travel in plain text.
+    variable: "AMQP_URL",
+    broken: (c) =>
+      (c.ARBEIDER_AMQP_CA_FILE ?? c.ARBEIDER_AMQP_CERT_FILE) !== undefined && !(c.AMQP_URL ?? []).some((url) => url.startsWith("amqps://")),
+    problem: "must have amqps:// URLs when ARBEIDER_AMQP_CA_FILE or ARBEIDER_AMQP_CERT_FILE is set",
+  },
+];
+
+function checkSharedRules(config: Record<string, unknown>): void {
+  if (!("AMQP_URL" in config)) return;
+  const rule = SHARED_RULES.find((r) => r.broken(config as Partial<SharedConfig>));
+  if (rule) throw new ConfigError(rule.variable, rule.problem);
+}
 
 export const WorkerEnv = v.object({
   ...SharedEnv,

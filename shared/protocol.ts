@@ -147,6 +147,8 @@ export function names(fleet: string) {
     events: `${prefix}.events`,
     history: `${prefix}.history`,
     heartbeats: `${prefix}.heartbeats`,
+    /** Fanout exchange and queue of commands a quorum node queue dead-lettered. */
+    dead: `${prefix}.dead`,
     /** The rollout driver's election queue (single active consumer). */
     driver: `${prefix}.driver`,
     nodeQueue: (node: string) => `${prefix}.node.${node}`,

@@ -10,7 +10,7 @@
 import { backoffDelay, type Broker, type ConfirmChannel, type ConsumeMessage } from "../shared/broker.ts";
 import type { Logger } from "../shared/log.ts";
 import { PROTOCOL_VERSION, SIGNATURE_HEADER, eventKey, names, type Command, type Event } from "../shared/protocol.ts";
-import { declareExchanges, declareNodeQueue } from "../shared/topology.ts";
+import { declareNodeQueue } from "../shared/topology.ts";
 import { execute, type Outcome } from "./commands.ts";
 import { stampOf } from "./proc.ts";
 import type { Settings } from "./settings.ts";
@@ -134,7 +134,6 @@ export function createConsumer(options: ConsumerOptions): Consumer {
   }
 
   async function setup(channel: ConfirmChannel): Promise<void> {
-    await declareExchanges(channel, fleet);
     const queueType = settings.env.ARBEIDER_QUEUE_TYPE;
     const queue = await declareNodeQueue(channel, { fleet, node, groups, previousGroups: store.state.groups, queueType });
     if (store.state.groups.join() !== groups.join()) store.update((s) => ({ ...s, groups: [...groups] }));
