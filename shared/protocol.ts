@@ -64,13 +64,22 @@ const SignalArgs = v.strictObject({
 const HookArgs = v.strictObject({ name: v.pipe(v.string(), v.regex(HOOK_NAME_PATTERN, "must match [A-Za-z0-9_-]+")) });
 const NoArgs = v.strictObject({});
 
+/** The args each command takes. */
+const ARGS = {
+  update: UpdateArgs,
+  rollback: v.optional(RollbackArgs, {}),
+  signal: SignalArgs,
+  hook: HookArgs,
+  ping: v.optional(NoArgs, {}),
+};
+
 /** What a command asks for, tagged by its name: the args each command takes. */
 export const Action = v.variant("command", [
-  v.object({ command: v.literal("update"), args: UpdateArgs }),
-  v.object({ command: v.literal("rollback"), args: v.optional(RollbackArgs, {}) }),
-  v.object({ command: v.literal("signal"), args: SignalArgs }),
-  v.object({ command: v.literal("hook"), args: HookArgs }),
-  v.object({ command: v.literal("ping"), args: v.optional(NoArgs, {}) }),
+  v.object({ command: v.literal("update"), args: ARGS.update }),
+  v.object({ command: v.literal("rollback"), args: ARGS.rollback }),
+  v.object({ command: v.literal("signal"), args: ARGS.signal }),
+  v.object({ command: v.literal("hook"), args: ARGS.hook }),
+  v.object({ command: v.literal("ping"), args: ARGS.ping }),
 ]);
 export type Action = v.InferOutput<typeof Action>;
 
@@ -78,7 +87,8 @@ export const Source = v.pipe(
   v.objectWithRest({ provider: v.picklist(PROVIDERS) }, v.pipe(v.string(), v.maxLength(2000))),
 );
 
-const Envelope = v.object({
+/** The fields every command carries besides `command` and `args`. */
+const Envelope = {
   v: v.literal(PROTOCOL_VERSION),
   id: v.pipe(v.string(), v.regex(DEPLOYMENT_PATTERN, "must match [A-Za-z0-9_-]{1,128}")),
   deployment: v.pipe(v.string(), v.regex(DEPLOYMENT_PATTERN, "must match [A-Za-z0-9_-]{1,128}")),
@@ -87,10 +97,20 @@ const Envelope = v.object({
   issuedAt: Timestamp,
   expiresAt: Timestamp,
   source: Source,
-});
+};
 
-/** A signed instruction from the webhook to the nodes its target names. */
-export const Command = v.intersect([Envelope, Action]);
+/**
+ * A signed instruction from the webhook to the nodes its target names. Strict
+ * at the top level as inside `args`: a field the schema does not name is an
+ * error, not ignored, so a signed message means exactly what it says.
+ */
+export const Command = v.variant("command", [
+  v.strictObject({ ...Envelope, command: v.literal("update"), args: ARGS.update }),
+  v.strictObject({ ...Envelope, command: v.literal("rollback"), args: ARGS.rollback }),
+  v.strictObject({ ...Envelope, command: v.literal("signal"), args: ARGS.signal }),
+  v.strictObject({ ...Envelope, command: v.literal("hook"), args: ARGS.hook }),
+  v.strictObject({ ...Envelope, command: v.literal("ping"), args: ARGS.ping }),
+]);
 export type Command = v.InferOutput<typeof Command>;
 
 export const EVENT_STATES = ["created", "received", "started", "succeeded", "failed", "rejected", "skipped"] as const;
@@ -126,6 +146,12 @@ export const Heartbeat = v.object({
   busy: v.boolean(),
   version: v.string(),
   at: Timestamp,
+  /** With a health check configured: the result of one probe made for this heartbeat. */
+  healthy: v.optional(v.boolean()),
+  /** True from the first stop signal on: the worker finishes the command in hand and exits. */
+  stopping: v.optional(v.boolean()),
+  /** Whether tracked files of the checkout differ from HEAD. */
+  dirty: v.optional(v.boolean()),
 });
 export type Heartbeat = v.InferOutput<typeof Heartbeat>;
 
@@ -137,6 +163,8 @@ export function names(fleet: string) {
     events: `${prefix}.events`,
     history: `${prefix}.history`,
     heartbeats: `${prefix}.heartbeats`,
+    /** Where quorum node queues dead-letter a command redelivered past their delivery limit. */
+    dead: `${prefix}.dead`,
     nodeQueue: (node: string) => `${prefix}.node.${node}`,
   };
 }

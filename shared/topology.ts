@@ -1,13 +1,15 @@
 /**
  * Declares a fleet's exchanges and queues (README, "Architecture"). Every
- * declaration is idempotent, so the webhook and each worker declare what they
- * use whenever they connect, whoever starts first.
+ * declaration is idempotent and made whenever a process connects: the webhook
+ * declares the exchanges and streams, each worker only its own node queue.
  */
 import type { ConfirmChannel, Connection } from "./broker.ts";
 import type { Logger } from "./log.ts";
 import { names, nodeBindings } from "./protocol.ts";
 
 const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
+/** Deliveries of one command to a quorum node queue before it is dead-lettered (a worker crashing on it). */
+export const DELIVERY_LIMIT = 5;
 
 /** The commands and events topic exchanges. */
 export async function declareExchanges(channel: ConfirmChannel, fleet: string): Promise<void> {
@@ -27,9 +29,12 @@ export async function declareNodeQueue(
 ): Promise<string> {
   const n = names(options.fleet);
   const queue = n.nodeQueue(options.node);
+  // The type is always named: a vhost whose default queue type is quorum would otherwise make
+  // "classic" queues quorum ones. A quorum queue dead-letters a command redelivered past its limit.
+  const quorum = { "x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, "x-dead-letter-exchange": n.dead };
   await channel.assertQueue(queue, {
     durable: true,
-    arguments: { "x-expires": SEVEN_DAYS_MS, ...(options.queueType === "quorum" ? { "x-queue-type": "quorum" } : {}) },
+    arguments: { "x-expires": SEVEN_DAYS_MS, ...(options.queueType === "quorum" ? quorum : { "x-queue-type": "classic" }) },
   });
   for (const key of nodeBindings(options.node, options.groups)) await channel.bindQueue(queue, n.commands, key);
   for (const group of options.previousGroups ?? []) {
