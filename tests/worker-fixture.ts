@@ -5,7 +5,7 @@
  * checkouts, and `bun worker.ts` processes for them. `withNodes` removes
  * everything it made, whether the test passed or not.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   cloneNode,
@@ -23,22 +23,23 @@ import {
 import type { Command, Event } from "../shared/protocol.ts";
 
 /**
- * Writes what it was run with; fails when the checkout has a file `broken`, hangs when it has `hang`,
- * and with `gate` waits for `markers/open` (or for the test folder to go, so a failed test leaves nothing behind).
+ * Writes what it was run with; with `gate` in the checkout waits for `markers/open` (or for the test
+ * folder to go, so a failed test leaves nothing behind); then fails when the checkout has a file `broken`
+ * and hangs when it has `hang`.
  */
 export const UPDATE_SH = `#!/bin/sh
 echo "run deployment=$ARBEIDER_DEPLOYMENT node=$ARBEIDER_NODE_ID branch=$ARBEIDER_BRANCH commit=$ARBEIDER_COMMIT previous=$ARBEIDER_PREVIOUS_COMMIT pwd=$(pwd)" >> "$MARKER_DIR/$ARBEIDER_NODE_ID.runs"
 echo "broker url: \${AMQP_URL:-not given}" > "$MARKER_DIR/$ARBEIDER_NODE_ID.amqp"
+if [ -f gate ]; then
+  echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
+  while [ ! -f "$MARKER_DIR/open" ] && [ -d "$MARKER_DIR" ]; do sleep 0.05; done
+fi
 if [ -f broken ]; then echo "boom: this build is broken" >&2; exit 3; fi
 if [ -f hang ]; then
   echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
   sleep 60 &
   echo $! > "$MARKER_DIR/$ARBEIDER_NODE_ID.child.pid"
   wait
-fi
-if [ -f gate ]; then
-  echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
-  while [ ! -f "$MARKER_DIR/open" ] && [ -d "$MARKER_DIR" ]; do sleep 0.05; done
 fi
 echo "updated to $ARBEIDER_COMMIT"
 `;
@@ -119,6 +120,25 @@ export async function withNodes(specs: NodeSpec[], body: (nodes: Nodes) => Promi
     await fleet?.cleanup();
     removeDirs(dir);
   }
+}
+
+/** The number in marker file `name` once it holds one (a script writes its pid there). */
+export function waitForPid(t: Nodes, name: string, what: string): Promise<number> {
+  return waitUntil(() => {
+    try {
+      return Number(readFileSync(t.marker(name), "utf8")) || undefined;
+    } catch {
+      return undefined;
+    }
+  }, what);
+}
+
+/** Sends an update to a new commit holding `files` and a `gate` file: update.sh waits until `open()`. */
+export async function startGatedUpdate(t: Nodes, node: string, files: Record<string, string> = {}) {
+  const gated = t.origin.commit("master", { gate: "1", ...files }, "waits for the gate");
+  const cmd = await t.send({ command: "update", args: { branch: "master", commit: gated } });
+  const pid = await waitForPid(t, `${node}.script.pid`, "update.sh to start");
+  return { cmd, gated, pid, open: () => writeFileSync(t.marker("open"), "") };
 }
 
 /** Whether `pid` is a live process (a zombie, never reaped in some containers, counts as gone). */

@@ -12,28 +12,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { Heartbeat } from "../shared/protocol.ts";
+import { readState } from "../worker/state.ts";
 import { ROOT, makeKeys, rabbitmqctl, removeDirs, startProcess, stopAll } from "./helpers.ts";
-import { alive, statesOf, waitUntil, withNodes, type Nodes } from "./worker-fixture.ts";
+import { alive, startGatedUpdate, statesOf, waitUntil, withNodes } from "./worker-fixture.ts";
 
 setDefaultTimeout(60_000);
 afterAll(stopAll);
 
 const count = (text: string, fragment: string) => text.split(fragment).length - 1;
-
-/** Commits a `gate` file: update.sh then waits until the test creates `markers/open`. */
-async function startGatedUpdate(t: Nodes, node: string) {
-  const gated = t.origin.commit("master", { gate: "1" }, "waits for the gate");
-  const cmd = await t.send({ command: "update", args: { branch: "master", commit: gated } });
-  const pidFile = t.marker(`${node}.script.pid`);
-  const pid = await waitUntil(() => {
-    try {
-      return Number(readFileSync(pidFile, "utf8")) || undefined;
-    } catch {
-      return undefined;
-    }
-  }, "update.sh to start");
-  return { cmd, gated, pid, open: () => writeFileSync(t.marker("open"), "") };
-}
 
 /** The broker's id for the connection named `name`, from `rabbitmqctl list_connections`. */
 function connectionPid(name: string): string | undefined {
@@ -185,8 +171,7 @@ describe("presence", () => {
       const web = await t.send({ command: "ping", target: "group:web", args: {} });
       expect(await t.outcome(web, "n1")).toMatchObject({ state: "succeeded" });
       expect(t.fleet.of(db.deployment)).toEqual([]);
-      const state = JSON.parse(readFileSync(join(t.repos.n1, ".git", "arbeider-state.json"), "utf8"));
-      expect(state.groups).toEqual(["web"]);
+      expect(readState(join(t.repos.n1, ".git", "arbeider-state.json")).groups).toEqual(["web"]);
     }),
   );
 
