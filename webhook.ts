@@ -14,9 +14,12 @@ import { ConfigError, loadConfig, readVerifyKeyFiles, WebhookEnv } from "./share
 import { createLogger, type Logger } from "./shared/log.ts";
 import { parseSigningKey, verifyKeyOf, type SigningKey, type VerifyKey } from "./shared/signing.ts";
 import { createApp } from "./webhook/app.ts";
+import { createCommandSender } from "./webhook/deployer.ts";
+import { createDriver } from "./webhook/driver.ts";
 import { followHistory } from "./webhook/history.ts";
 import { createMetrics } from "./webhook/metrics.ts";
 import { checkProviderPairs } from "./webhook/providers.ts";
+import { createRecorder, createSealer } from "./webhook/records.ts";
 import { serve, type Server } from "./webhook/serve.ts";
 import { createView } from "./webhook/view.ts";
 
@@ -83,23 +86,36 @@ export async function main(env: Record<string, string | undefined> = process.env
   const log: Logger = createLogger(config.LOG_LEVEL, { process: "webhook", fleet: config.ARBEIDER_FLEET });
 
   const view = createView();
+  const sealer = createSealer(signingKey, verifyKeys);
+  // The driver's part of the broker setup needs the broker's publish: both exist before the first connection.
+  const publish = (exchange: string, key: string, body: Uint8Array, options?: { messageId?: string; headers?: Record<string, string> }) =>
+    broker.publish(exchange, key, body, options);
+  const metrics = createMetrics();
+  const send = createCommandSender({ signingKey, publish, fleet: config.ARBEIDER_FLEET });
+  const driver = createDriver({
+    fleet: config.ARBEIDER_FLEET,
+    view,
+    record: createRecorder({ fleet: config.ARBEIDER_FLEET, sealer, publish }),
+    send: (command) => send(command).then(() => metrics.published(command.command)),
+    log,
+    converge: config.ARBEIDER_CONVERGE,
+    queueType: config.ARBEIDER_QUEUE_TYPE,
+  });
+  const history = followHistory({ fleet: config.ARBEIDER_FLEET, maxAge: config.ARBEIDER_HISTORY_MAX_AGE, view, log, sealer });
   const broker = connectBroker({
     urls: config.AMQP_URL,
     log,
     name: `arbeider webhook ${config.ARBEIDER_FLEET}`,
-    // Runs on every (re)connect: topology, heartbeats, and the history read up to its end.
-    setup: followHistory({ fleet: config.ARBEIDER_FLEET, maxAge: config.ARBEIDER_HISTORY_MAX_AGE, view, log, verifyKeys }),
+    // Runs on every (re)connect: topology, heartbeats and the history read up to its end, then the driver's election.
+    setup: async (channel, connection) => {
+      await history(channel, connection);
+      await driver.setup(channel, connection);
+    },
   });
+  // Awaited nodes that will not report are marked missing by the clock, not only by events.
+  const ticker = setInterval(() => view.tick(), 1000);
 
-  const app = createApp({
-    config,
-    signingKey,
-    publish: (exchange, key, body, options) => broker.publish(exchange, key, body, options),
-    view,
-    connected: () => broker.connected,
-    log,
-    metrics: createMetrics(),
-  });
+  const app = createApp({ config, signingKey, sealer, publish, view, connected: () => broker.connected, log, metrics });
   let server: Server;
   try {
     server = listen(app.fetch, config);
@@ -110,6 +126,8 @@ export async function main(env: Record<string, string | undefined> = process.env
 
   const signal = await stopSignal();
   log.info("stopping", { signal });
+  clearInterval(ticker);
+  driver.stop();
   await server.close();
   await broker.close();
   log.info("stopped");

@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { connectBroker, type ConfirmChannel } from "../shared/broker.ts";
-import type { Deployment } from "../shared/deployments.ts";
+import type { Deployment } from "../shared/served.ts";
 import { createLogger } from "../shared/log.ts";
 import { names } from "../shared/protocol.ts";
 import { writeKeys } from "./keygen.ts";
@@ -122,6 +122,7 @@ async function removeFleet(fleet: string): Promise<void> {
       for (const node of NODES) await channel.deleteQueue(n.nodeQueue(node));
       await channel.deleteQueue(n.history);
       await channel.deleteQueue(n.heartbeats);
+      await channel.deleteQueue(n.driver);
       await channel.deleteExchange(n.commands);
       await channel.deleteExchange(n.events);
       done();

@@ -7,7 +7,8 @@ import * as v from "valibot";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseVerifyKeys, type VerifyKey } from "./signing.ts";
-import { FLEET_PATTERN, NAME_PATTERN } from "./protocol.ts";
+import { FLEET_PATTERN, NAME_PATTERN, isSafeBranch } from "./protocol.ts";
+import { parseStrategy, type Strategy } from "./strategy.ts";
 
 /** A configuration problem: which variable, and what is wrong with it. */
 export class ConfigError extends Error {
@@ -118,17 +119,55 @@ export const WorkerEnv = v.object({
 });
 export type WorkerEnv = v.InferOutput<typeof WorkerEnv>;
 
-/** `branch` or `branch=target` items of ARBEIDER_BRANCHES. */
+/** A strategy string (shared/strategy.ts) as a variable: its keys, or the variable's error naming the key. */
+const strategy = v.pipe(
+  v.optional(v.string(), ""),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return parseStrategy(dataset.value);
+    } catch (error) {
+      addIssue({ message: (error as Error).message });
+      return NEVER;
+    }
+  }),
+);
+
+/** One deploy branch of ARBEIDER_BRANCHES: where it goes and how it is rolled out. */
+export interface BranchRule {
+  target: string;
+  strategy: Partial<Strategy>;
+}
+
+const TARGET = /^(all|group:[A-Za-z0-9][A-Za-z0-9_-]{0,62}|node:[A-Za-z0-9][A-Za-z0-9_-]{0,62})$/;
+
+/** `branch[=target][;strategy]`: the branch checked by the same rule as a command's, the target, the strategy keys. */
+export function parseBranchRule(item: string): [string, BranchRule] {
+  const semi = item.indexOf(";");
+  const [head, rest] = semi < 0 ? [item, ""] : [item.slice(0, semi), item.slice(semi + 1)];
+  const eq = head.indexOf("=");
+  const branch = (eq < 0 ? head : head.slice(0, eq)).trim();
+  const target = eq < 0 ? "all" : head.slice(eq + 1).trim();
+  if (!isSafeBranch(branch)) throw new Error(`"${branch}" is not a safe branch name`);
+  if (!TARGET.test(target)) throw new Error(`branch ${branch}: target "${target}" must be all, group:<name> or node:<id>`);
+  return [branch, { target, strategy: parseStrategy(rest) }];
+}
+
+/** Items of ARBEIDER_BRANCHES, comma separated (wave sizes inside an item use `/`). */
 const branches = v.pipe(
   text("master"),
-  v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
-  v.check(
-    (items) =>
-      items.length > 0 &&
-      items.every((item) => /^[A-Za-z0-9._\/-]+(=(all|group:[A-Za-z0-9][A-Za-z0-9_-]{0,62}|node:[A-Za-z0-9][A-Za-z0-9_-]{0,62}))?$/.test(item)),
-    'must be a comma list of "branch" or "branch=all|group:<name>|node:<id>"',
-  ),
-  v.transform((items) => new Map(items.map((item) => [item.split("=")[0], item.split("=")[1] ?? "all"]))),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const items = dataset.value.split(",").map((item) => item.trim()).filter(Boolean);
+    if (items.length === 0) {
+      addIssue({ message: 'must be a comma list of "branch", "branch=target" or "branch=target;strategy"' });
+      return NEVER;
+    }
+    try {
+      return new Map(items.map(parseBranchRule));
+    } catch (error) {
+      addIssue({ message: (error as Error).message });
+      return NEVER;
+    }
+  }),
 );
 
 export const WebhookEnv = v.object({
@@ -160,5 +199,11 @@ export const WebhookEnv = v.object({
   ARBEIDER_COMMAND_TTL: integer(3600, 1, 30 * 86_400),
   ARBEIDER_MAX_BODY: integer(1_048_576, 1, 1 << 30),
   ARBEIDER_HISTORY_MAX_AGE: v.pipe(text("30D"), v.regex(/^\d+[YMDhms]$/, "must be a number and a unit Y, M, D, h, m or s, e.g. 30D")),
+  /** The fleet-wide default strategy of updates. */
+  ARBEIDER_ROLLOUT: strategy,
+  /** Where `git ls-remote` finds a branch's tip for an API update without a commit. */
+  ARBEIDER_ORIGIN_URL: v.optional(v.pipe(v.string(), v.check((s) => !s.startsWith("-"), "must be a git URL or path, not an option"))),
+  ARBEIDER_CONVERGE: v.optional(v.picklist(["missed", "all", "off"], "must be missed, all or off"), "missed"),
+  ARBEIDER_PUBLIC_URL: v.optional(v.pipe(v.string(), v.regex(/^https?:\/\/[^\s/]+/, "must be an http:// or https:// URL"), v.transform((s) => s.replace(/\/+$/, "")))),
 });
 export type WebhookEnv = v.InferOutput<typeof WebhookEnv>;

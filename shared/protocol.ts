@@ -5,6 +5,7 @@
  * them. Pure: imports only valibot, so tests and both entrypoints share it.
  */
 import * as v from "valibot";
+import { StrategySchema } from "./strategy.ts";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -133,6 +134,9 @@ export const Event = v.object({
   spec: v.optional(Command),
   /** On created only: the online nodes the target matched when the command was published. */
   expected: v.optional(v.array(v.string())),
+  /** On created of an update only: how it is rolled out, and its waves of node ids in order. */
+  strategy: v.optional(StrategySchema),
+  waves: v.optional(v.array(v.array(v.string()))),
 });
 export type Event = v.InferOutput<typeof Event>;
 
@@ -146,11 +150,11 @@ export const Heartbeat = v.object({
   busy: v.boolean(),
   version: v.string(),
   at: Timestamp,
-  /** With a health check configured: the result of one probe made for this heartbeat. */
+  /** With a health check configured: what one probe made for this heartbeat said. */
   healthy: v.optional(v.boolean()),
-  /** True from the first stop signal on: the worker finishes the command in hand and exits. */
+  /** The worker is stopping (SIGTERM): count it offline at once. */
   stopping: v.optional(v.boolean()),
-  /** Whether tracked files of the checkout differ from HEAD. */
+  /** Tracked files of the checkout differ from HEAD. */
   dirty: v.optional(v.boolean()),
 });
 export type Heartbeat = v.InferOutput<typeof Heartbeat>;
@@ -165,6 +169,8 @@ export function names(fleet: string) {
     heartbeats: `${prefix}.heartbeats`,
     /** Where quorum node queues dead-letter a command redelivered past their delivery limit. */
     dead: `${prefix}.dead`,
+    /** The rollout driver's election queue (single active consumer). */
+    driver: `${prefix}.driver`,
     nodeQueue: (node: string) => `${prefix}.node.${node}`,
   };
 }

@@ -1,10 +1,12 @@
 /**
- * The deployment reducer (shared/deployments.ts) as tables: events in, the
- * served deployment out, with and without the command having expired.
+ * The deployment reducer (shared/deployments.ts) and how it is served
+ * (shared/served.ts) as tables: events in, the served deployment out, with and
+ * without the command having expired.
  */
 import { describe, expect, test } from "bun:test";
-import { applyEvent, present, type DeploymentRecord } from "../shared/deployments.ts";
+import { applyEvent, createRecord, sweep, type DeploymentRecord } from "../shared/deployments.ts";
 import type { Command, Event } from "../shared/protocol.ts";
+import { present } from "../shared/served.ts";
 
 const CREATED_AT = Date.parse("2026-01-01T10:00:00.000Z");
 const EXPIRES_AT = CREATED_AT + 60_000;
@@ -36,8 +38,12 @@ const node = (name: string, state: Event["state"], seconds: number, extra: Parti
   ...extra,
 });
 
-function fold(events: Event[]): DeploymentRecord {
-  return events.reduce<DeploymentRecord | undefined>((record, event) => applyEvent(record, event), undefined)!;
+/** The record after `events`, swept at `now` (no node's heartbeats known: only the clock decides). */
+function fold(events: Event[], now = BEFORE_EXPIRY): DeploymentRecord {
+  const record = createRecord("d1");
+  for (const event of events) applyEvent(record, event);
+  sweep(record, now, () => undefined);
+  return record;
 }
 
 type Case = [name: string, events: Event[], now: number, state: string, nodes: Record<string, string>];
@@ -170,7 +176,7 @@ const cases: Case[] = [
 describe("deployment reducer", () => {
   for (const [name, events, now, state, nodes] of cases) {
     test(name, () => {
-      const deployment = present(fold(events), now)!;
+      const deployment = present(fold(events, now), now)!;
       expect(deployment.state).toBe(state as never);
       const states: Record<string, string> = Object.fromEntries(Object.entries(deployment.nodes).map(([id, r]) => [id, r.state]));
       expect(states).toEqual(nodes);
@@ -178,14 +184,15 @@ describe("deployment reducer", () => {
   }
 
   test("a redelivered outcome changes nothing", () => {
-    const once = fold([created(["a"]), node("a", "succeeded", 2, { commitAfter: "abcdef0", durationMs: 40 })]);
-    const twice = applyEvent(once, node("a", "succeeded", 7, { commitAfter: "abcdef0", durationMs: 99 }));
-    expect(twice).toBe(once);
+    const record = fold([created(["a"]), node("a", "succeeded", 2, { commitAfter: "abcdef0", durationMs: 40 })]);
+    expect(applyEvent(record, node("a", "succeeded", 7, { commitAfter: "abcdef0", durationMs: 99 }))).toBe(false);
+    expect(present(record, BEFORE_EXPIRY)!.nodes.a.durationMs).toBe(40);
   });
 
   test("a repeated created record keeps the first spec and expected list", () => {
-    const first = fold([created(["a"])]);
-    expect(applyEvent(first, created(["a", "b"]))).toBe(first);
+    const record = fold([created(["a"])]);
+    expect(applyEvent(record, created(["a", "b"]))).toBe(false);
+    expect(present(record, BEFORE_EXPIRY)!.expected).toEqual(["a"]);
   });
 
   test("a deployment without its created record is not served", () => {
@@ -194,7 +201,7 @@ describe("deployment reducer", () => {
 
   test("the served deployment has the contract's fields and the node's details", () => {
     const events = [created(["b", "a"]), node("a", "succeeded", 2, { commitBefore: "1111111", commitAfter: "abcdef0", durationMs: 40, output: "ok\n" })];
-    const deployment = present(fold(events), AFTER_EXPIRY)!;
+    const deployment = present(fold(events, AFTER_EXPIRY), AFTER_EXPIRY)!;
     expect(deployment).toMatchObject({
       id: "d1",
       command: "update",
@@ -208,6 +215,13 @@ describe("deployment reducer", () => {
     });
     expect(deployment.nodes.a).toEqual({ state: "succeeded", at: at(2), commitBefore: "1111111", commitAfter: "abcdef0", durationMs: 40, output: "ok\n" });
     expect(deployment.nodes.b).toMatchObject({ state: "missing" });
+  });
+
+  test("a failed deployment with nodes still running is not finished: no finishedAt, and its nodes keep running", () => {
+    const deployment = present(fold([created(["a", "b", "c"]), node("a", "failed", 2), node("b", "started", 3)]), BEFORE_EXPIRY)!;
+    expect(deployment.state).toBe("failed");
+    expect(deployment.finishedAt).toBeUndefined();
+    expect(deployment.counts).toEqual({ failed: 1, started: 1, waiting: 1 });
   });
 
   test("a finished deployment says when it finished: its last outcome", () => {

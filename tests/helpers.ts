@@ -8,7 +8,7 @@
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseSigningKey, signBody, type SigningKey } from "../shared/signing.ts";
@@ -186,6 +186,7 @@ export async function openFleet(prefix = "t", url = AMQP_URL, fleet = `${prefix}
       for (const node of nodes) await side.deleteQueue(n.nodeQueue(node)).catch(() => {});
       await side.deleteQueue(n.history).catch(() => {});
       await side.deleteQueue(n.heartbeats).catch(() => {});
+      await side.deleteQueue(n.driver).catch(() => {});
       await side.deleteExchange(n.commands).catch(() => {});
       await side.deleteExchange(n.events).catch(() => {});
       await connection.close().catch(() => {});
@@ -211,6 +212,18 @@ export interface Proc {
 
 const running = new Set<Proc>();
 
+/**
+ * Where every process a test starts writes its output as well, one file per
+ * process (tests/output/<fleet>/<name>-<pid>.log): what to read when a test
+ * failed in CI.
+ */
+function logFileOf(argv: string[], env: Record<string, string>, pid: number | undefined): string {
+  const dir = join(ROOT, "tests", "output", env.ARBEIDER_FLEET ?? "no-fleet");
+  mkdirSync(dir, { recursive: true });
+  const name = env.ARBEIDER_NODE_ID ?? (argv.find((a) => a.endsWith(".ts") || a.endsWith(".js")) ?? argv[0]).split("/").pop();
+  return join(dir, `${name}-${pid ?? "x"}.log`);
+}
+
 /** Starts `bun <script>` (or another runtime's argv) in ROOT with `env` added to a clean environment. */
 export function startProcess(argv: string[], env: Record<string, string>, cwd = ROOT): Proc {
   const child = spawn(argv[0] === "bun" ? BUN : argv[0], argv.slice(1), {
@@ -219,8 +232,14 @@ export function startProcess(argv: string[], env: Record<string, string>, cwd = 
     stdio: ["ignore", "pipe", "pipe"],
   });
   let text = "";
-  child.stdout!.on("data", (chunk) => (text += chunk));
-  child.stderr!.on("data", (chunk) => (text += chunk));
+  const log = createWriteStream(logFileOf(argv, env, child.pid), { flags: "a" });
+  const keep = (chunk: Buffer) => {
+    text += chunk;
+    log.write(chunk);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  child.once("close", () => log.end());
   const exited = new Promise<number | string>((done) => child.on("exit", (code, signal) => done(code ?? signal ?? -1)));
   const proc: Proc = {
     child,

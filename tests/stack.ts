@@ -4,7 +4,8 @@
  * their own, ready once the webhook lists every node online. Also the CLI run
  * as a real process, and a webhook started alone (for bundles and Deno).
  */
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import type { Deployment } from "../shared/served.ts";
 import { randomUUID } from "node:crypto";
 import { startProcess, waitUntil, type Proc } from "./helpers.ts";
 import { withNodes, type NodeSpec, type Nodes } from "./worker-fixture.ts";
@@ -42,24 +43,37 @@ export type Stack = Nodes & {
   api<T = unknown>(path: string, init?: RequestInit): Promise<T>;
   /** `bun scripts/deploy.ts ...args` as a process with stdout a pipe (not a TTY). */
   cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Kills the webhook (SIGKILL by default) and starts it again on the same port and fleet. */
+  restartWebhook(how?: "SIGKILL" | "SIGTERM"): Promise<Proc>;
+  /** A second webhook of the same fleet and configuration, on a port of its own. */
+  startReplica(): Promise<Webhook>;
 };
 
+export interface StackOptions {
+  /** More variables for the webhook. */
+  webhookEnv?: (nodes: Nodes) => Record<string, string>;
+  /** More variables for every worker. */
+  workerEnv?: (node: string, nodes: Nodes) => Record<string, string>;
+}
+
 /** Runs `body` with a webhook and `specs` workers ready, then stops and removes all of it. */
-export async function withStack(specs: NodeSpec[], body: (stack: Stack) => Promise<void>, prefix = "op"): Promise<void> {
+export async function withStack(specs: NodeSpec[], body: (stack: Stack) => Promise<void>, prefix = "op", options: StackOptions = {}): Promise<void> {
   await withNodes(specs, async (nodes) => {
     const apiKey = `k${randomUUID().replaceAll("-", "")}`;
-    const webhook = await startWebhook({
+    const webhookEnv = {
       ARBEIDER_FLEET: nodes.fleet.fleet,
       ARBEIDER_SIGNING_KEY_FILE: nodes.keys.signingFile,
       ARBEIDER_API_KEY: apiKey,
-    });
+      ...options.webhookEnv?.(nodes),
+    };
+    let webhook = await startWebhook(webhookEnv);
     try {
       const api = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
         const response = await fetch(`${webhook.url}${path}`, { ...init, headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" } });
         return (await response.json()) as T;
       };
       // Heartbeats every second, so the webhook counts the nodes as expected at once.
-      await Promise.all(specs.map((spec) => nodes.start(spec.id, { ARBEIDER_HEARTBEAT_SECONDS: "1" })));
+      await Promise.all(specs.map((spec) => nodes.start(spec.id, { ARBEIDER_HEARTBEAT_SECONDS: "1", ...options.workerEnv?.(spec.id, nodes) })));
       await waitUntil(async () => {
         const { nodes: seen } = await api<{ nodes: { node: string; online: boolean }[] }>("/api/nodes");
         return specs.every((spec) => seen.some((n) => n.node === spec.id && n.online));
@@ -74,7 +88,23 @@ export async function withStack(specs: NodeSpec[], body: (stack: Stack) => Promi
         const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
         return { code, stdout, stderr };
       };
-      await body({ ...nodes, url: webhook.url, apiKey, webhook: webhook.proc, api, cli });
+      const stack: Stack = {
+        ...nodes,
+        url: webhook.url,
+        apiKey,
+        webhook: webhook.proc,
+        api,
+        cli,
+        async restartWebhook(how = "SIGKILL") {
+          if (how === "SIGKILL") webhook.proc.child.kill("SIGKILL");
+          await webhook.proc.stop(5000);
+          webhook = await startWebhook({ ...webhookEnv, PORT: String(new URL(webhook.url).port) });
+          stack.webhook = webhook.proc;
+          return webhook.proc;
+        },
+        startReplica: () => startWebhook(webhookEnv),
+      };
+      await body(stack);
     } finally {
       await webhook.proc.stop(5000);
     }
@@ -82,7 +112,7 @@ export async function withStack(specs: NodeSpec[], body: (stack: Stack) => Promi
 }
 
 /** One stack for every test of a file: ready in `beforeAll`, removed in `afterAll`. */
-export function useStack(specs: NodeSpec[], prefix?: string): () => Stack {
+export function useStack(specs: NodeSpec[], prefix?: string, options?: StackOptions): () => Stack {
   let stack: Stack | undefined;
   let release!: () => void;
   let finished: Promise<void> | undefined;
@@ -93,7 +123,7 @@ export function useStack(specs: NodeSpec[], prefix?: string): () => Stack {
           stack = s;
           ready();
           return new Promise<void>((resolve) => (release = resolve));
-        }, prefix).catch(fail);
+        }, prefix, options).catch(fail);
       }),
     60_000,
   );
@@ -106,3 +136,24 @@ export function useStack(specs: NodeSpec[], prefix?: string): () => Stack {
     return stack;
   };
 }
+
+/** Posts an update of master at `commit` with `strategy`; returns the deployment id. */
+export async function rollOut(s: Pick<Stack, "url" | "apiKey">, commit: string, strategy: string, target = "all"): Promise<string> {
+  const res = await fetch(`${s.url}/api/deployments`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${s.apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ command: "update", target, args: { branch: "master", commit }, strategy }),
+  });
+  const body = (await res.json()) as { deployment: string };
+  expect(res.status).toBe(202);
+  return body.deployment;
+}
+
+/** Waits until the deployment's state is one of `states`, and returns it. */
+export function settled(s: Pick<Stack, "api">, id: string, states: string[], timeoutMs = 40_000): Promise<Deployment> {
+  return waitUntil(async () => {
+    const d = await s.api<Deployment>(`/api/deployments/${id}`);
+    return states.includes(d.state) ? d : undefined;
+  }, `${id} to be ${states.join(" or ")}`, timeoutMs, 100);
+}
+

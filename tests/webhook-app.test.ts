@@ -1,7 +1,8 @@
 /**
  * The webhook's HTTP app in-process (`app.request()`), with a recording
- * `publish` in place of the broker: every fixture's answer and whether a
- * command was published, every refusal (401/403/404/413/400/415/503), the
+ * `publish` in place of the broker that hands what goes to the history back
+ * to the view the way the history reader does: every fixture's answer and
+ * what was recorded, every refusal (401/403/404/413/400/415/503), the
  * once-only publish under concurrent retries, and the API with its auth, SSE
  * and metrics. The broker side is covered by webhook-history.test.ts.
  */
@@ -14,6 +15,8 @@ import { generateKeyPair, parseSigningKey, parseVerifyKeys, verifyBody } from ".
 import { BrokerUnavailable } from "../shared/broker.ts";
 import { loadWebhookConfig } from "../webhook.ts";
 import { createApp } from "../webhook/app.ts";
+import { foldHistoryMessage } from "../webhook/history.ts";
+import { createSealer } from "../webhook/records.ts";
 import { githubSignature } from "../webhook/secrets.ts";
 import { createView } from "../webhook/view.ts";
 
@@ -38,6 +41,7 @@ const FIXTURE_ENV: Record<string, string> = {
 const keys = generateKeyPair();
 const signingKey = parseSigningKey(keys.signingPem);
 const verifyKeys = parseVerifyKeys(keys.verifyPem);
+const sealer = createSealer(signingKey, verifyKeys);
 
 interface Published {
   exchange: string;
@@ -62,11 +66,12 @@ function harness(env: Record<string, string | undefined> = {}, clock: { now?: ()
     /** How many publishes were attempted. */
     arrivals: 0,
   };
-  const view = createView();
+  const view = createView({ now: clock.now });
   view.goLive();
   const app = createApp({
     config,
     signingKey,
+    sealer,
     log,
     view,
     connected: () => state.connected,
@@ -80,6 +85,10 @@ function harness(env: Record<string, string | undefined> = {}, clock: { now?: ()
         throw new BrokerUnavailable(`Cannot publish to ${exchange}: no confirm within 10 ms`);
       }
       published.push({ exchange, routingKey, body, options });
+      // The history stream brings what goes to `deployment.*` back a moment later.
+      if (routingKey.startsWith("deployment.")) {
+        queueMicrotask(() => foldHistoryMessage({ content: body, properties: { headers: options?.headers }, fields: { routingKey } }, { view, log, sealer }));
+      }
     },
   });
   const commands = () => published.filter((p) => p.exchange.endsWith(".commands"));
@@ -120,11 +129,13 @@ describe("every fixture gets its documented answer", () => {
       const body = await res.json();
       if (c.expect === "deploy") {
         expect(body).toEqual({ deployment: c.deployment, duplicate: false });
-        expect(h.commands()).toHaveLength(1);
-        const sent = h.commands()[0];
+        // An update is a rollout: its created record goes to the history; the driver sends the waves.
+        expect(h.commands()).toHaveLength(0);
+        const [sent] = h.published;
+        expect(sent.routingKey).toBe(`deployment.${c.deployment}`);
         expect(verifyBody(sent.body, sent.options?.headers?.["x-arbeider-signature"], verifyKeys)).toBe(true);
-        const command = parseJson(Command, sent.body);
-        expect(command.ok).toBe(true);
+        const [created] = h.events();
+        const command = parseJson(Command, JSON.stringify(created.spec));
         expect(command.ok && command.value).toMatchObject({
           id: c.deployment,
           deployment: c.deployment,
@@ -134,9 +145,9 @@ describe("every fixture gets its documented answer", () => {
           args: { branch: c.branch, commit: c.commit },
           source: { provider: c.provider },
         });
-        expect(sent.routingKey).toBe("all");
-        expect(sent.options?.messageId).toBe(c.deployment);
-        expect(h.events()).toMatchObject([{ state: "created", deployment: c.deployment, spec: command.ok ? command.value : {}, expected: [] }]);
+        expect(created).toMatchObject({ state: "created", deployment: c.deployment, expected: [], waves: [], strategy: { waves: ["100%"], on_failure: "rollback" } });
+        // No node was online: it is recorded queued, with the reason, for the nodes to converge to.
+        expect(created.reason).toContain("no online node matches all");
       } else {
         expect(typeof body.ignored).toBe("string");
         expect(h.published).toHaveLength(0);
@@ -284,7 +295,7 @@ describe("refusals", () => {
     expect(h.published).toHaveLength(0);
     const retry = await send(h.app, codeship, fixtureBytes(codeship.file));
     expect(retry.status).toBe(202);
-    expect(h.commands()).toHaveLength(1);
+    expect(h.events().filter((e) => e.state === "created")).toHaveLength(1);
   });
 });
 
@@ -297,7 +308,7 @@ describe("duplicates", () => {
     const again = await send(h.app, codeship, fixtureBytes(codeship.file));
     expect(again.status).toBe(200);
     expect(await again.json()).toEqual({ deployment: "codeship-70811234", duplicate: true });
-    expect(h.published).toHaveLength(2);
+    expect(h.published).toHaveLength(1);
   });
 
   test("concurrent retries of one build publish once", async () => {
@@ -311,28 +322,28 @@ describe("duplicates", () => {
     open();
     const statuses = (await Promise.all(requests)).map((r) => r.status).sort();
     expect(statuses).toEqual([200, 200, 200, 200, 202]);
-    expect(h.commands()).toHaveLength(1);
+    expect(h.published).toHaveLength(1);
   });
 
   test("a deployment known from history is a duplicate", async () => {
     const h = harness();
-    const command = JSON.parse(new TextDecoder().decode((await deployOnce()).body));
-    h.view.apply({ v: 1, deployment: command.deployment, command: command.id, state: "created", at: command.issuedAt, spec: command, expected: [] });
+    const created = JSON.parse(new TextDecoder().decode((await deployOnce()).body));
+    h.view.apply({ kind: "event", event: created });
     const res = await send(h.app, codeship, fixtureBytes(codeship.file));
     expect(await res.json()).toEqual({ deployment: "codeship-70811234", duplicate: true });
     expect(h.published).toHaveLength(0);
   });
 
-  /** The command another replica published for the Codeship fixture. */
+  /** The created record another replica published for the Codeship fixture. */
   async function deployOnce(): Promise<Published> {
     const other = harness();
     await send(other.app, codeship, fixtureBytes(codeship.file));
-    return other.commands()[0];
+    return other.published[0];
   }
 });
 
 describe("routing from ARBEIDER_BRANCHES", () => {
-  test("staging=group:staging and canary=node:web-1 send to the group's and the node's routing keys", async () => {
+  test("staging=group:staging and canary=node:web-1 target the group and the node", async () => {
     const h = harness({ ARBEIDER_BRANCHES: "master,staging=group:staging,canary=node:web-1" });
     const codeship = caseOf("codeship-success-master.json");
     const payload = JSON.parse(new TextDecoder().decode(fixtureBytes(codeship.file)));
@@ -341,7 +352,6 @@ describe("routing from ARBEIDER_BRANCHES", () => {
       payload.build.build_id = build;
       expect((await send(h.app, codeship, JSON.stringify(payload))).status).toBe(202);
     }
-    expect(h.commands().map((c) => c.routingKey)).toEqual(["group.staging", "node.web-1"]);
     expect(h.events().map((e) => e.spec?.target)).toEqual(["group:staging", "node:web-1"]);
   });
 });
@@ -389,6 +399,10 @@ describe("API", () => {
     const cases: [unknown, string][] = [
       [{ command: "update" }, "args"],
       [{ command: "update", args: { branch: "--upload-pack=x" } }, "args.branch"],
+      // Pinned commits: without ARBEIDER_ORIGIN_URL the webhook cannot resolve the tip itself.
+      [{ command: "update", args: { branch: "master" } }, "args.commit"],
+      [{ command: "update", args: { branch: "master", commit: "abcdef0" }, strategy: "waves=zero" }, "strategy"],
+      [{ command: "ping", strategy: "waves=1" }, "strategy"],
       [{ command: "ping", target: "everyone" }, "target"],
       [{ command: "reboot" }, "command"],
     ];
@@ -398,6 +412,9 @@ describe("API", () => {
       expect((await res.json()).error).toStartWith(`${field}:`);
     }
     expect((await post({ command: "ping" }, { "Content-Type": "text/plain" })).status).toBe(415);
+    const none = await h.app.request("/api/deployments", { method: "POST", headers: bearer, body: '{"command":"ping"}' });
+    expect(none.status).toBe(415);
+    expect((await none.json()).error).toBe("content type must be application/json, none was given");
     expect(h.published).toHaveLength(0);
   });
 
@@ -407,7 +424,7 @@ describe("API", () => {
     const h = harness({}, { now: () => now });
     const created: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const res = await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: '{"command":"ping"}' });
+      const res = await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: '{"command":"ping","allowEmpty":true}' });
       created.push((await res.json()).deployment);
       now += 1000;
     }
@@ -433,7 +450,7 @@ describe("API", () => {
     now += 7_000; // a: 3 periods of 2 s are over; b: its period is not known yet, so 15 s is assumed.
     expect(view.nodes().map((n) => [n.node, n.online])).toEqual([["a", false], ["b", true]]);
     expect(view.nodes()[0]).toMatchObject({ node: "a", groups: ["web"], commit: "abcdef0", branch: "master", busy: false, lastSeen: "2026-01-01T00:00:02.000Z" });
-    expect(view.expectedFor("all")).toEqual(["b"]);
+    expect(view.expectedFor("all").map((n) => n.node)).toEqual(["b"]);
 
     const h = harness();
     h.view.heartbeat(heartbeat("web-1", ["web"]));
@@ -451,8 +468,8 @@ describe("API", () => {
       while (!text.includes(fragment)) text += new TextDecoder().decode((await reader.read()).value);
     };
     await readUntil(": connected");
-    await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: '{"command":"ping"}' });
     h.view.heartbeat(heartbeat("web-1"));
+    await h.app.request("/api/deployments", { method: "POST", headers: { ...bearer, ...json }, body: '{"command":"ping"}' });
     await readUntil("event: heartbeat");
     await readUntil(": keep-alive");
     await reader.cancel();
@@ -460,6 +477,7 @@ describe("API", () => {
     expect(text).toContain('"state":"created"');
     expect(text).toContain("event: state\ndata: {");
     expect(text).toContain('"state":"queued"');
+    expect(text).toContain("event: node\ndata: {");
   });
 });
 
@@ -471,7 +489,7 @@ describe("health, metrics, dashboard and secrets", () => {
     expect(await res.json()).toEqual({ ok: true });
   });
 
-  test("/metrics counts webhooks by provider and outcome and commands published", async () => {
+  test("/metrics counts webhooks by provider and outcome, HTTP requests by route, and says what runs", async () => {
     const h = harness();
     for (const c of CASES) await send(h.app, c, fixtureBytes(c.file));
     await send(h.app, { ...caseOf("codeship-success-master.json"), query: undefined }, "{}");
@@ -480,8 +498,12 @@ describe("health, metrics, dashboard and secrets", () => {
     expect(text).toContain('arbeider_webhooks_total{provider="codeship",outcome="ignored"} 4');
     expect(text).toContain('arbeider_webhooks_total{provider="codeship",outcome="unauthorized"} 1');
     expect(text).toContain('arbeider_webhooks_total{provider="github",outcome="ignored"} 4');
-    expect(text).toContain('arbeider_commands_published_total{command="update"} 3');
-    expect(text).toContain('arbeider_deployments{state="queued"} 3');
+    // Updates are rollouts: the driver publishes their commands, not the door that accepted them.
+    expect(text).not.toContain('arbeider_commands_published_total{command="update"}');
+    expect(text).toContain('arbeider_http_requests_total{method="POST",route="/hooks/codeship",status="202"} 1');
+    expect(text).toContain('arbeider_http_requests_total{method="POST",route="/hooks/codeship",status="401"} 1');
+    expect(text).toMatch(/arbeider_build_info\{version="[^"]+",runtime="bun"\} 1/);
+    expect(text).toContain("# TYPE arbeider_deployments_total counter");
     expect(text).toContain("arbeider_nodes_online 0");
     expect(text).toContain('arbeider_deployment_duration_seconds_bucket{le="+Inf"} 0');
   });

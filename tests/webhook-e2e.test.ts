@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Deployment } from "../shared/deployments.ts";
+import type { Deployment } from "../shared/served.ts";
 import { currentBranch, head, isClean, waitUntil, type Proc } from "./helpers.ts";
 import { startWebhook, type Webhook } from "./stack.ts";
 import { withNodes, type Nodes } from "./worker-fixture.ts";

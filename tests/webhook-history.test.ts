@@ -1,7 +1,7 @@
 /**
  * The webhook's broker side in-process against the real broker, each test in
- * its own fleet: the signed command on the target's routing key, the created
- * record in the history stream, a second webhook rebuilding the same view
+ * its own fleet: the created record in the history stream, the driver's
+ * signed command on the node's routing key, a second webhook rebuilding the same view
  * from the stream (duplicates included), a connection the broker closed
  * being re-established before the next webhook is accepted, and the broker
  * module's close() leaving no reconnect timer behind.
@@ -16,7 +16,10 @@ import { eventKey, heartbeatKey, type Event } from "../shared/protocol.ts";
 import { generateKeyPair, parseSigningKey, parseVerifyKeys, verifyBody } from "../shared/signing.ts";
 import { loadWebhookConfig } from "../webhook.ts";
 import { createApp } from "../webhook/app.ts";
+import { createCommandSender } from "../webhook/deployer.ts";
+import { createDriver } from "../webhook/driver.ts";
 import { followHistory } from "../webhook/history.ts";
+import { createRecorder, createSealer } from "../webhook/records.ts";
 import { createView } from "../webhook/view.ts";
 import { AMQP_URL, command, openFleet, rabbitmqctl, sign, startProcess, waitUntil, type Fleet } from "./helpers.ts";
 
@@ -50,8 +53,17 @@ async function webhook(fleet: string, name = "one", options: { beforeSetup?: () 
     ARBEIDER_HISTORY_MAX_AGE: "1h",
   });
   const view = createView();
-  const follow = followHistory({ fleet, maxAge: "1h", view, log: quiet, verifyKeys: parseVerifyKeys(keys.verifyPem) });
+  const signingKey = parseSigningKey(keys.signingPem);
+  const sealer = createSealer(signingKey, parseVerifyKeys(keys.verifyPem));
+  const follow = followHistory({ fleet, maxAge: "1h", view, log: quiet, sealer });
   let disconnects = 0;
+  const publish: Broker["publish"] = (...args) => broker.publish(...args);
+  const driver = createDriver({
+    fleet, view, log: quiet, converge: "missed", queueType: "classic",
+    record: createRecorder({ fleet, sealer, publish }),
+    send: createCommandSender({ signingKey, publish, fleet }),
+  });
+  cleanups.push(async () => driver.stop());
   const broker: Broker = connectBroker({
     urls: [AMQP_URL],
     log: quiet,
@@ -59,16 +71,24 @@ async function webhook(fleet: string, name = "one", options: { beforeSetup?: () 
     setup: async (channel, connection) => {
       await options.beforeSetup?.();
       await follow(channel, connection);
+      await driver.setup(channel, connection);
     },
     onDisconnect: () => void disconnects++,
     backoffMs: { base: 50, max: 300 },
   });
   cleanups.push(() => broker.close());
   expect(await broker.waitConnected(10_000)).toBe(true);
-  const app = createApp({ config, signingKey: parseSigningKey(keys.signingPem), publish: broker.publish, view, connected: () => broker.connected, log: quiet });
+  const app = createApp({ config, signingKey, sealer, publish, view, connected: () => broker.connected, log: quiet });
   const codeship = () => app.request(`/hooks/codeship?api_key=${API_KEY}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: success });
   const get = async (path: string) => (await app.request(path, { headers: { Authorization: `Bearer ${API_KEY}` } })).json();
-  return { app, view, broker, codeship, get, disconnects: () => disconnects };
+  return { app, view, broker, driver, codeship, get, disconnects: () => disconnects };
+}
+
+/** Publishes a heartbeat as a worker would. */
+async function beat(fleet: Fleet, node: string, groups: string[] = []) {
+  const body = { v: 1, node, groups, commit: null, branch: null, busy: false, version: "test", at: new Date().toISOString() };
+  (fleet.channel as unknown as { publish: Function }).publish(fleet.names.events, heartbeatKey(node), Buffer.from(JSON.stringify(body)));
+  await (fleet.channel as unknown as { waitForConfirms(): Promise<void> }).waitForConfirms();
 }
 
 /** Publishes an event as a worker would. */
@@ -79,21 +99,28 @@ async function report(fleet: Fleet, event: Omit<Event, "v" | "at">) {
 }
 
 describe("webhook and broker", () => {
-  test("a deployment is a signed, persistent command on the target's key, then a created record in the history", async () => {
+  test("a deployment is a created record in the history, then the driver's signed, persistent command on the node's key", async () => {
     const fleet = await fleetOfOwn();
     const node = await fleet.channel.assertQueue("", { exclusive: true });
-    await fleet.channel.bindQueue(node.queue, fleet.names.commands, "all");
+    await fleet.channel.bindQueue(node.queue, fleet.names.commands, "node.web-1");
     const w = await webhook(fleet.fleet);
+    await beat(fleet, "web-1");
+    await waitUntil(() => w.view.nodes().length === 1, "the node's heartbeat");
+    await waitUntil(() => w.driver.driving, "the webhook to drive rollouts");
 
     const res = await w.codeship();
     expect(res.status).toBe(202);
+    const created = await fleet.waitEvent((e) => e.state === "created", "the created event");
+    expect(created).toMatchObject({ expected: ["web-1"], waves: [["web-1"]] });
     const msg = await waitUntil(async () => (await fleet.channel.get(node.queue, { noAck: true })) || undefined, "the command on the node's queue");
-    expect(msg.properties.messageId).toBe("codeship-70811234");
+    const sent = JSON.parse(msg.content.toString());
+    expect(msg.properties.messageId).toBe(sent.id);
+    expect(sent.id).not.toBe("codeship-70811234");
+    expect(sent).toMatchObject({ deployment: "codeship-70811234", target: "node:web-1", command: "update", args: created.spec!.args });
     expect(msg.properties.deliveryMode).toBe(2);
     expect(msg.properties.contentType).toBe("application/json");
     expect(verifyBody(msg.content, msg.properties.headers?.["x-arbeider-signature"], parseVerifyKeys(keys.verifyPem))).toBe(true);
-    const created = await fleet.waitEvent((e) => e.state === "created", "the created event");
-    expect(created.spec).toEqual(JSON.parse(msg.content.toString()));
+    await fleet.waitEvent((e) => (e as unknown as { decision?: string }).decision === "wave", "the wave decision in the history");
   });
 
   test("every message in the history stream, the webhook's position markers too, is persistent JSON with a timestamp", async () => {
@@ -123,7 +150,7 @@ describe("webhook and broker", () => {
     const fleet = await fleetOfOwn();
     const first = await webhook(fleet.fleet, "first");
     const told: string[] = [];
-    first.view.subscribe((m) => void (m.kind === "event" && told.push(`${m.event.node ?? "-"} ${m.event.state}`)));
+    first.view.subscribe((m) => void (m.kind === "record" && m.record.kind === "event" && told.push(`${m.record.event.node ?? "-"} ${m.record.event.state}`)));
     expect((await first.codeship()).status).toBe(202);
     const id = "codeship-70811234";
     for (const node of ["n1", "n2"]) {
@@ -132,7 +159,7 @@ describe("webhook and broker", () => {
     }
     await waitUntil(() => first.view.get(id)?.nodes.n2?.state === "succeeded", "the first webhook to see both nodes succeed");
     expect(first.view.get(id)?.state).toBe("succeeded");
-    // Listeners (SSE) heard each event once: the stream's copy of its own `created` is not news.
+    // Listeners (SSE) heard each event once, from the stream: the view's only writer.
     expect(told).toEqual(["- created", "n1 received", "n1 succeeded", "n2 received", "n2 succeeded"]);
 
     const second = await webhook(fleet.fleet, "second");
@@ -146,10 +173,7 @@ describe("webhook and broker", () => {
   test("the view learns nodes from heartbeats and records the online ones a deployment expects", async () => {
     const fleet = await fleetOfOwn();
     const w = await webhook(fleet.fleet);
-    const beat = { v: 1, groups: ["web"], commit: null, branch: null, busy: false, version: "test", at: new Date().toISOString() };
-    for (const node of ["web-1", "web-2"]) {
-      (fleet.channel as unknown as { publish: Function }).publish(fleet.names.events, heartbeatKey(node), Buffer.from(JSON.stringify({ ...beat, node })));
-    }
+    for (const node of ["web-1", "web-2"]) await beat(fleet, node, ["web"]);
     await waitUntil(() => w.view.nodes().length === 2, "two heartbeats");
     expect((await w.codeship()).status).toBe(202);
     const created = await fleet.waitEvent((e) => e.state === "created", "the created event");

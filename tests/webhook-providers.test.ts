@@ -15,10 +15,10 @@ const fixture = (name: string) => JSON.parse(readFileSync(join(FIXTURES, name), 
 
 const rules: Rules = {
   ARBEIDER_BRANCHES: new Map([
-    ["master", "all"],
-    ["main", "all"],
-    ["staging", "group:staging"],
-    ["canary", "node:web-1"],
+    ["master", { target: "all", strategy: {} }],
+    ["main", { target: "all", strategy: { waves: [1, "100%"] } }],
+    ["staging", { target: "group:staging", strategy: {} }],
+    ["canary", { target: "node:web-1", strategy: {} }],
   ]),
   CODESHIP_PROJECT_ID: "412345",
   GITHUB_REPOSITORY: "acme/shop",

@@ -23,18 +23,20 @@ import {
 import type { Command, Event } from "../shared/protocol.ts";
 
 /**
- * Writes what it was run with; with `gate` in the checkout waits for `markers/open` (or for the test
- * folder to go, so a failed test leaves nothing behind); then fails when the checkout has a file `broken`
- * and hangs when it has `hang`.
+ * Writes what it was run with; with `gate` in the checkout (or at the commit written in `markers/gate-at`)
+ * waits for `markers/open` (or for the test folder to go, so a failed test leaves nothing behind); then
+ * fails when the checkout has a file `broken` (or, on one node, at the commit written in
+ * `markers/<node>.fail-at`), and hangs when it has `hang`.
  */
 export const UPDATE_SH = `#!/bin/sh
 echo "run deployment=$ARBEIDER_DEPLOYMENT node=$ARBEIDER_NODE_ID branch=$ARBEIDER_BRANCH commit=$ARBEIDER_COMMIT previous=$ARBEIDER_PREVIOUS_COMMIT pwd=$(pwd)" >> "$MARKER_DIR/$ARBEIDER_NODE_ID.runs"
 echo "broker url: \${AMQP_URL:-not given}" > "$MARKER_DIR/$ARBEIDER_NODE_ID.amqp"
-if [ -f gate ]; then
+if [ -f gate ] || [ "$(cat "$MARKER_DIR/gate-at" 2>/dev/null)" = "$ARBEIDER_COMMIT" ]; then
   echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
   while [ ! -f "$MARKER_DIR/open" ] && [ -d "$MARKER_DIR" ]; do sleep 0.05; done
 fi
 if [ -f broken ]; then echo "boom: this build is broken" >&2; exit 3; fi
+if [ "$(cat "$MARKER_DIR/$ARBEIDER_NODE_ID.fail-at" 2>/dev/null)" = "$ARBEIDER_COMMIT" ]; then echo "boom: $ARBEIDER_NODE_ID cannot run $ARBEIDER_COMMIT" >&2; exit 4; fi
 if [ -f hang ]; then
   echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
   sleep 60 &

@@ -1,34 +1,48 @@
 /**
- * `/api/*`: deploy any command to any target, read deployments and nodes, and
- * follow every event live as Server-Sent Events. Callers authenticate with
- * `Authorization: Bearer KEY` or, for the dashboard in a browser, HTTP Basic
- * with the key as password (any user name).
+ * `/api/*`: deploy any command to any target, approve or abort a rollout,
+ * read deployments and nodes, and follow every change live as Server-Sent
+ * Events (webhook/sse.ts). Callers authenticate with `Authorization: Bearer
+ * KEY` or, for the dashboard in a browser, HTTP Basic with the key as
+ * password (any user name); a change asked for with Basic from a page of
+ * another origin is refused.
  */
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { basicAuth } from "hono/basic-auth";
 import { bearerAuth } from "hono/bearer-auth";
 import { some } from "hono/combine";
-import { streamSSE, type SSEMessage } from "hono/streaming";
+import { HTTPException } from "hono/http-exception";
+import { streamSSE } from "hono/streaming";
 import { randomUUID } from "node:crypto";
 import * as v from "valibot";
-import { Action, Target, describeIssues } from "../shared/protocol.ts";
+import type { WebhookEnv } from "../shared/config.ts";
+import { Action, PROTOCOL_VERSION, Target, describeIssues } from "../shared/protocol.ts";
+import type { Decision } from "../shared/records.ts";
+import { FINISHED, deploymentState } from "../shared/served.ts";
+import { StrategyError, mergeStrategies, parseStrategy } from "../shared/strategy.ts";
 import type { Deploy } from "./deployer.ts";
-import { RequestError } from "./errors.ts";
-import { limitBody, parseJsonObject, requireJson } from "./hooks.ts";
+import { parseJsonObject, readBody, requireJson, requireSameOrigin } from "./http.ts";
+import { branchTip } from "./origin.ts";
+import type { Recorder } from "./records.ts";
 import { safeEqual } from "./secrets.ts";
-import type { View, ViewMessage } from "./view.ts";
+import type { SseHub } from "./sse.ts";
+import type { View } from "./view.ts";
 
 export interface ApiOptions {
-  apiKey: string;
-  maxBody: number;
+  config: WebhookEnv;
   deploy: Deploy;
+  record: Recorder;
   view: View;
+  sse: SseHub;
+  now?: () => number;
   /** Milliseconds between SSE keep-alive comments. */
   keepAliveMs?: number;
 }
 
-/** What `POST /api/deployments` takes: a command with its args, and a target (default `all`). */
-export const DeployBody = v.intersect([v.object({ target: v.optional(Target, "all") }), Action]);
+/** What `POST /api/deployments` takes: a command with its args, a target (default `all`), a strategy for an update. */
+export const DeployBody = v.intersect([
+  v.object({ target: v.optional(Target, "all"), strategy: v.optional(v.string()), allowEmpty: v.optional(v.boolean(), false) }),
+  Action,
+]);
 
 const Limit = v.pipe(
   v.optional(v.string(), "50"),
@@ -48,61 +62,100 @@ export function keyAuth(apiKey: string): MiddlewareHandler {
   return some(bearerAuth({ verifyToken: (token) => safeEqual(apiKey, token) }), basicKeyAuth(apiKey));
 }
 
-export function apiRoutes(options: ApiOptions): Hono {
-  const { view, deploy } = options;
-  const app = new Hono();
-  app.use("*", keyAuth(options.apiKey));
+const viaBrowser = (c: Context) => /^basic /i.test(c.req.header("authorization") ?? "");
 
-  app.post("/deployments", limitBody(options.maxBody), async (c) => {
-    requireJson(c);
-    const body = parseJsonObject(new Uint8Array(await c.req.arrayBuffer()));
-    const parsed = v.safeParse(DeployBody, body);
-    if (!parsed.success) throw new RequestError(400, describeIssues(parsed.issues));
-    const { target, ...action } = parsed.output;
-    const result = await deploy({ deployment: `api-${randomUUID()}`, target, action: action as Action, source: { provider: "api" } });
+export function apiRoutes(options: ApiOptions): Hono {
+  const { view, deploy, config } = options;
+  const now = options.now ?? Date.now;
+  const app = new Hono();
+  app.use("*", keyAuth(config.ARBEIDER_API_KEY));
+  app.use("*", async (c, next) => {
+    if (c.req.method === "POST") {
+      if (viaBrowser(c)) requireSameOrigin(c, config.ARBEIDER_PUBLIC_URL);
+      requireJson(c, { required: true });
+    }
+    await next();
+  });
+
+  app.post("/deployments", async (c) => {
+    const parsed = v.safeParse(DeployBody, parseJsonObject(await readBody(c, config.ARBEIDER_MAX_BODY)));
+    if (!parsed.success) throw new HTTPException(400, { message: describeIssues(parsed.issues) });
+    const { target, strategy, allowEmpty, ...action } = parsed.output;
+    const request = { deployment: `api-${randomUUID()}`, target, action: action as Action, source: { provider: "api" as const } };
+    if (action.command !== "update") {
+      if (strategy !== undefined) throw new HTTPException(400, { message: "strategy: only an update is rolled out in waves" });
+      return c.json(await deploy({ ...request, whenNoNode: allowEmpty ? "queue" : "refuse" }), 202);
+    }
+    const commit = action.args.commit ?? (await branchTip(config.ARBEIDER_ORIGIN_URL, action.args.branch));
+    const result = await deploy({
+      ...request,
+      action: { command: "update", args: { ...action.args, commit } },
+      strategy: rolloutStrategy(config, action.args.branch, strategy),
+      whenNoNode: allowEmpty ? "queue" : "refuse",
+    });
     return c.json(result, 202);
+  });
+
+  app.post("/deployments/:id/approve", async (c) => {
+    const record = found(view, c.req.param("id"));
+    if (deploymentState(record) !== "paused") throw new HTTPException(409, { message: `deployment ${record.id} is ${deploymentState(record)}, not paused` });
+    await options.record(decision(record.id, now(), { decision: "approve", wave: record.pausedAfter!, by: viaBrowser(c) ? "dashboard" : "api" }));
+    return c.json({ deployment: record.id, approved: record.pausedAfter });
+  });
+
+  app.post("/deployments/:id/abort", async (c) => {
+    const record = found(view, c.req.param("id"));
+    const state = deploymentState(record);
+    if (FINISHED.has(state) || record.abort) throw new HTTPException(409, { message: `deployment ${record.id} is ${record.abort ? "aborted already" : state}` });
+    if (!record.plan) throw new HTTPException(409, { message: `deployment ${record.id} is a single ${record.spec!.command}, not a rollout: there is nothing to stop` });
+    const by = viaBrowser(c) ? "dashboard" : "api";
+    await options.record(decision(record.id, now(), { decision: "abort", reason: `aborted by the operator (${by})`, by }));
+    return c.json({ deployment: record.id, aborted: true });
   });
 
   app.get("/deployments", (c) => {
     const limit = v.safeParse(Limit, c.req.query("limit"));
-    if (!limit.success) throw new RequestError(400, `limit: ${limit.issues[0].message}`);
+    if (!limit.success) throw new HTTPException(400, { message: `limit: ${limit.issues[0].message}` });
     return c.json({ deployments: view.list(limit.output) });
   });
 
-  app.get("/deployments/:id", (c) => {
-    const deployment = view.get(c.req.param("id"));
-    if (!deployment) throw new RequestError(404, `no deployment ${c.req.param("id")}`);
-    return c.json(deployment);
-  });
-
+  app.get("/deployments/:id", (c) => c.json(view.get(found(view, c.req.param("id")).id)));
   app.get("/nodes", (c) => c.json({ nodes: view.nodes() }));
+  app.get("/rejections", (c) => c.json({ rejections: view.rejections() }));
 
   app.get("/events", (c) =>
     streamSSE(c, async (stream) => {
-      const unsubscribe = view.subscribe((message) => {
-        for (const m of sse(message)) stream.writeSSE(m).catch(() => {});
-      });
-      stream.onAbort(unsubscribe);
+      const deployment = c.req.query("deployment");
+      const remove = options.sse.add({ deployment, write: (text) => void stream.write(text).catch(() => {}) });
+      stream.onAbort(remove);
       await stream.write(": connected\n\n");
       while (!stream.aborted && !stream.closed) {
         await stream.sleep(options.keepAliveMs ?? 15_000);
         await stream.write(": keep-alive\n\n").catch(() => {});
       }
-      unsubscribe();
+      remove();
     }),
   );
 
   return app;
 }
 
-/**
- * SSE messages: `deployment` carries each event exactly as published,
- * `state` the deployment as `/api/deployments/:id` serves it after that
- * event, `heartbeat` each node heartbeat.
- */
-function sse(message: ViewMessage): SSEMessage[] {
-  if (message.kind === "heartbeat") return [{ event: "heartbeat", data: JSON.stringify(message.heartbeat) }];
-  const out: SSEMessage[] = [{ event: "deployment", data: JSON.stringify(message.event) }];
-  if (message.deployment) out.push({ event: "state", data: JSON.stringify(message.deployment) });
-  return out;
+function found(view: View, id: string) {
+  const record = view.record(id);
+  if (!record?.spec) throw new HTTPException(404, { message: `no deployment ${id}` });
+  return record;
+}
+
+function decision(deployment: string, now: number, fields: Record<string, unknown>): Decision {
+  return { v: PROTOCOL_VERSION, deployment, at: new Date(now).toISOString(), ...fields } as Decision;
+}
+
+/** ARBEIDER_ROLLOUT, then the branch's entry in ARBEIDER_BRANCHES, then the request's own strategy. */
+function rolloutStrategy(config: WebhookEnv, branch: string, given: string | undefined) {
+  try {
+    return mergeStrategies(config.ARBEIDER_ROLLOUT, config.ARBEIDER_BRANCHES.get(branch)?.strategy ?? {}, parseStrategy(given ?? ""));
+  } catch (error) {
+    if (error instanceof StrategyError) throw new HTTPException(400, { message: `strategy: ${error.message}` });
+    throw error;
+  }
 }

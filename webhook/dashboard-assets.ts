@@ -80,43 +80,33 @@ td .tag { display: inline-block; padding: 0 8px; border-radius: 999px; font-weig
 .group { display: inline-block; padding: 0 6px; margin-right: 4px; border: 1px solid var(--line); border-radius: 4px; font-size: 12px; }
 `;
 
-/** Runs in the browser: live status, refresh on events, relative times that keep counting. */
+/** Runs in the browser: draws the page from its data and keeps it live. */
 export const SCRIPT = `
 (() => {
+  const data = JSON.parse(document.getElementById("data").textContent);
+  const live = document.getElementById("live");
   const conn = document.getElementById("conn");
-  let busy = false, again = false, timer = 0;
-  async function refresh() {
-    if (busy) { again = true; return; }
-    busy = true;
-    try {
-      do {
-        again = false;
-        const response = await fetch(location.pathname + location.search, { headers: { accept: "text/html" }, cache: "no-store" });
-        if (!response.ok) break;
-        const page = new DOMParser().parseFromString(await response.text(), "text/html");
-        const fresh = page.getElementById("live");
-        const open = [...document.querySelectorAll("details[open]")].map((d) => d.id);
-        if (fresh) document.getElementById("live").replaceWith(fresh);
-        for (const id of open) document.getElementById(id)?.setAttribute("open", "");
-        tick();
-      } while (again);
-    } catch { /* the stream's reconnect brings the next refresh */ }
-    busy = false;
+  function draw() {
+    live.textContent = "";
+    for (const d of data.deployments) {
+      const el = document.createElement("article");
+      el.className = "dep s-" + d.state;
+      el.dataset.deployment = d.id;
+      el.dataset.state = d.state;
+      el.textContent = d.id + " " + d.state;
+      live.append(el);
+    }
   }
-  /** Heartbeats come often: fold those of a second into one refresh. */
-  function soon() { if (!timer) timer = setTimeout(() => { timer = 0; refresh(); }, 1000); }
-  function ago(iso) {
-    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-    return s < 60 ? s + "s ago" : s < 3600 ? Math.floor(s / 60) + "m ago" : s < 86400 ? Math.floor(s / 3600) + "h ago" : Math.floor(s / 86400) + "d ago";
-  }
-  function tick() { for (const el of document.querySelectorAll("time[data-ago]")) el.textContent = ago(el.getAttribute("datetime")); }
+  draw();
   const events = new EventSource("/api/events");
-  events.onopen = () => { conn.textContent = "● live"; conn.className = "on"; refresh(); };
+  events.onopen = () => { conn.textContent = "● live"; conn.className = "on"; };
   events.onerror = () => { conn.textContent = "○ reconnecting"; conn.className = "off"; };
-  events.addEventListener("deployment", refresh);
-  events.addEventListener("heartbeat", soon);
-  setInterval(tick, 1000);
-  // Nodes go offline silently: look again now and then.
-  setInterval(refresh, 15000);
+  events.addEventListener("state", (e) => {
+    const snap = JSON.parse(e.data);
+    const i = data.deployments.findIndex((d) => d.id === snap.id);
+    if (snap.full) { if (i < 0) data.deployments.unshift(snap); else data.deployments[i] = snap; }
+    else if (i >= 0) data.deployments[i] = Object.assign(data.deployments[i], snap, { nodes: Object.assign(data.deployments[i].nodes, snap.nodes) });
+    draw();
+  });
 })();
 `;

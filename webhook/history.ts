@@ -12,9 +12,10 @@
 import { randomUUID } from "node:crypto";
 import type { ConfirmChannel, Connection, ConsumeMessage } from "../shared/broker.ts";
 import type { Logger } from "../shared/log.ts";
-import { Event, Heartbeat, SIGNATURE_HEADER, parseJson } from "../shared/protocol.ts";
-import { verifyBody, type VerifyKey } from "../shared/signing.ts";
+import { Heartbeat, parseJson } from "../shared/protocol.ts";
+import { parseRecord } from "../shared/records.ts";
 import { declareExchanges, declareHeartbeats, declareHistory } from "../shared/topology.ts";
+import type { Sealer } from "./records.ts";
 import type { View } from "./view.ts";
 
 /** Header of the marker messages a webhook appends to a stream to know where its end is. */
@@ -28,8 +29,8 @@ export interface HistoryOptions {
   maxAge: string;
   view: View;
   log: Logger;
-  /** The keys a `created` record must be signed with: this webhook's own, and earlier ones after a rotation. */
-  verifyKeys: readonly VerifyKey[];
+  /** Tells the webhook's own records (`created`, decisions) from forged ones. */
+  sealer: Sealer;
   /** Give up (and reconnect) when a stream is silent this long before its marker arrives. */
   idleTimeoutMs?: number;
 }
@@ -51,10 +52,13 @@ export function followHistory(options: HistoryOptions) {
     closed.catch(() => {});
     // Stream consumers need a prefetch and acks; each ack lets the broker send more.
     await channel.prefetch(1000);
-    const common = { channel, connection, closed, idleMs, log };
+    // One batch of acks for both streams: an ack covers every earlier delivery on the channel.
+    const ack = batchedAcks(channel);
+    closed.catch(() => ack.stop());
+    const common = { channel, connection, closed, idleMs, log, ack };
     let replaying = true;
     await Promise.all([
-      readStream({ ...common, stream: history, from: from.history, onOffset: (at) => (from.history = at + 1), onMessage: (msg) => readEvent(msg, options) }),
+      readStream({ ...common, stream: history, from: from.history, onOffset: (at) => (from.history = at + 1), onMessage: (msg) => foldHistoryMessage(msg, options) }),
       readStream({
         ...common,
         stream: heartbeats,
@@ -64,12 +68,13 @@ export function followHistory(options: HistoryOptions) {
       }).then(() => (replaying = false)),
     ]);
     view.goLive();
-    log.info("history read", { stream: history, nextOffset: from.history, deployments: view.list(Number.MAX_SAFE_INTEGER).length, nodes: view.nodes().length });
+    log.info("history read", { stream: history, nextOffset: from.history, deployments: view.all().length, nodes: view.nodes().length });
   };
 }
 
 interface StreamReading {
   channel: ConfirmChannel;
+  ack: ReturnType<typeof batchedAcks>;
   connection: Connection;
   closed: Promise<never>;
   idleMs: number;
@@ -99,7 +104,7 @@ async function readStream(o: StreamReading): Promise<void> {
       progress.lastMessage = Date.now();
       const at = msg.properties.headers?.["x-stream-offset"];
       if (typeof at === "number") o.onOffset(at);
-      o.channel.ack(msg);
+      o.ack.add(msg);
       const sync = msg.properties.headers?.[SYNC_HEADER];
       if (sync === marker) caughtUp();
       else if (sync === undefined) o.onMessage(msg);
@@ -107,6 +112,43 @@ async function readStream(o: StreamReading): Promise<void> {
     { noAck: false, arguments: { "x-stream-offset": o.from } },
   );
   await untilReached(reached, o.closed, progress, o.idleMs, o.stream);
+}
+
+/**
+ * Acknowledges stream messages in batches: one ack covers every message up to
+ * it, sent after 200 messages or 20 ms, whichever comes first. A stream
+ * consumer's acks only return credit (nothing is removed), so batching them
+ * costs nothing in safety and saves the broker an ack per event.
+ */
+function batchedAcks(channel: ConfirmChannel) {
+  let last: ConsumeMessage | undefined;
+  let pending = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (last) channel.ack(last, true);
+    last = undefined;
+    pending = 0;
+  };
+  return {
+    add(msg: ConsumeMessage) {
+      last = msg;
+      if (++pending >= 200) flush();
+      else timer ??= setTimeout(() => {
+        try {
+          flush();
+        } catch {
+          // The channel closed meanwhile: its unacked messages are gone with it.
+        }
+      }, 20);
+    },
+    stop() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      last = undefined;
+    },
+  };
 }
 
 /** Resolves when `reached` does; rejects when `closed` does, or if no message arrived for `idleMs` before that. */
@@ -142,23 +184,27 @@ function readHeartbeat(msg: ConsumeMessage, view: View, log: Logger, replayed: b
 
 /**
  * Folds one history message into the view. Anyone who may publish events (every
- * node does) could write a `created` record, and a false one would make the
- * real build of that id a "duplicate" that never deploys: so a `created`
- * record counts only when signed by a webhook's key, like the command itself.
+ * node does) could write a `created` record or a decision, and a false one would
+ * make a real build a "duplicate" or let a rollout go on: so the webhook's own
+ * records count only when sealed by a webhook's key (webhook/records.ts).
  */
-function readEvent(msg: ConsumeMessage, { view, log, verifyKeys }: HistoryOptions): void {
-  const event = parseJson(Event, msg.content);
-  if (!event.ok) return log.debug("ignoring a malformed history message", { routingKey: msg.fields.routingKey });
-  const { state, deployment } = event.value;
-  if (state === "created") {
-    // A deployment's first signed record is the one that counts; this process's own need no check.
-    if (view.has(deployment)) return;
-    const own = view.isOwnRecord(deployment, msg.content);
-    if (!own && !verifyBody(msg.content, msg.properties.headers?.[SIGNATURE_HEADER], verifyKeys)) {
-      return log.warn("ignoring a created record not signed by the webhook's key", { deployment });
+export function foldHistoryMessage(
+  msg: { content: Uint8Array; properties: { headers?: Record<string, unknown> }; fields: { routingKey: string } },
+  { view, log, sealer }: Pick<HistoryOptions, "view" | "log" | "sealer">,
+): void {
+  const parsed = parseRecord(msg.content);
+  if (!parsed.ok) return log.debug("ignoring a malformed history message", { routingKey: msg.fields.routingKey });
+  const { record } = parsed;
+  const own = record.kind === "decision" || record.event.state === "created";
+  if (own) {
+    const deployment = record.kind === "decision" ? record.decision.deployment : record.event.deployment;
+    // A deployment's first created record is the one that counts: a later copy needs no check.
+    if (record.kind === "event" && view.has(deployment)) return;
+    if (!sealer.trusted(msg.content, msg.properties.headers)) {
+      return log.warn("ignoring a record not signed by the webhook's key", { deployment, kind: record.kind === "decision" ? record.decision.decision : "created" });
     }
   }
-  view.apply(event.value);
+  view.apply(record);
 }
 
 /** Appends a marker straight to the stream (not through the events exchange, so event listeners never see it). */

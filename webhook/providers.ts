@@ -1,17 +1,42 @@
 /**
- * What a CI notification means, as pure functions of its (already
- * authenticated) payload and the configuration: deploy this branch at this
- * commit, ignore it and say why, refuse it as another project's, or reject it
- * as malformed, naming the field. Each provider's payload is a valibot schema
- * of just the fields the decision reads. The HTTP side is webhook/hooks.ts.
+ * The CI providers, each one record: what enables its route, how it proves
+ * who it is, which header names its event, and what a notification means, as
+ * a pure function of its (already authenticated) payload and the
+ * configuration: deploy this branch at this commit, ignore it and say why,
+ * refuse it as another project's, or reject it as malformed, naming the field.
+ * Each payload is a valibot schema of just the fields the decision reads.
+ * Nothing else in the webhook knows a provider by its name; the HTTP side
+ * is webhook/hooks.ts.
  */
 import * as v from "valibot";
 import { ConfigError } from "../shared/config.ts";
-import type { WebhookEnv } from "../shared/config.ts";
+import type { BranchRule, WebhookEnv } from "../shared/config.ts";
 import { COMMIT_PATTERN, describeIssues } from "../shared/protocol.ts";
+import type { Strategy } from "../shared/strategy.ts";
+import { githubSignatureValid, safeEqual } from "./secrets.ts";
 
 export type Provider = "codeship" | "github" | "gitlab";
-export const HOOK_PROVIDERS: readonly Provider[] = ["codeship", "github", "gitlab"];
+
+/** What a provider's door needs to see of a request. */
+export interface HookRequest {
+  query(name: string): string | undefined;
+  header(name: string): string | undefined;
+  body: Uint8Array;
+}
+
+/** One CI provider, all a door needs to know of it. */
+export interface ProviderDoor {
+  name: Provider;
+  /** The variables that enable its route (for the 404's message), and whether they are set. */
+  enabledBy: string;
+  enabled(config: WebhookEnv): boolean;
+  /** Whether the request proves it comes from the configured provider; `credential` names what is checked. */
+  credential: string;
+  authenticate(config: WebhookEnv, request: HookRequest): boolean;
+  /** The header that names the event, when the provider sends one. */
+  eventHeader?: string;
+  decide(event: string, payload: unknown, rules: Rules): Decision;
+}
 
 export type Rules = Pick<
   WebhookEnv,
@@ -23,17 +48,10 @@ export type Source = { provider: Provider } & Record<string, string>;
 
 /** A decision about one notification. */
 export type Decision =
-  | { kind: "deploy"; deployment: string; branch: string; commit: string; target: string; source: Source }
+  | { kind: "deploy"; deployment: string; branch: string; commit: string; target: string; strategy: Partial<Strategy>; source: Source }
   | { kind: "ignore"; reason: string }
   | { kind: "forbidden"; reason: string }
   | { kind: "invalid"; error: string };
-
-/** Whether `provider`'s route is configured: the variables that enable it are set. */
-export function providerEnabled(config: WebhookEnv, provider: Provider): boolean {
-  if (provider === "codeship") return config.CODESHIP_PROJECT_ID !== undefined;
-  if (provider === "github") return config.GITHUB_WEBHOOK_SECRET !== undefined && config.GITHUB_REPOSITORY !== undefined;
-  return config.GITLAB_WEBHOOK_TOKEN !== undefined && config.GITLAB_PROJECT_ID !== undefined;
-}
 
 /** Throws a ConfigError when only half of a provider's pair of variables is set: surely a mistake. */
 export function checkProviderPairs(config: WebhookEnv): void {
@@ -183,10 +201,11 @@ function deploy(
   rules: Rules,
   run: { deployment: string; branch: string; commit: string; commitField: string; source: { provider: Provider } & Record<string, string | null | undefined> },
 ): Decision {
-  const target = rules.ARBEIDER_BRANCHES.get(run.branch);
-  if (target === undefined) return { kind: "ignore", reason: `branch ${run.branch} is not in ARBEIDER_BRANCHES` };
+  const rule: BranchRule | undefined = rules.ARBEIDER_BRANCHES.get(run.branch);
+  if (rule === undefined) return { kind: "ignore", reason: `branch ${run.branch} is not in ARBEIDER_BRANCHES` };
   if (!COMMIT_PATTERN.test(run.commit)) return { kind: "invalid", error: `${run.commitField}: must be 7 to 40 lowercase hex digits` };
-  return { kind: "deploy", deployment: run.deployment, branch: run.branch, commit: run.commit, target, source: sourceStrings(run.source) };
+  const { target, strategy } = rule;
+  return { kind: "deploy", deployment: run.deployment, branch: run.branch, commit: run.commit, target, strategy, source: sourceStrings(run.source) };
 }
 
 /** Source values as the protocol wants them: strings, present, not too long. */
@@ -197,3 +216,33 @@ function sourceStrings(source: { provider: Provider } & Record<string, string | 
   }
   return out;
 }
+
+/** Every provider's door, in the order their routes are listed. */
+export const PROVIDERS: readonly ProviderDoor[] = [
+  {
+    name: "codeship",
+    enabledBy: "CODESHIP_PROJECT_ID",
+    enabled: (config) => config.CODESHIP_PROJECT_ID !== undefined,
+    credential: "the api_key query parameter",
+    authenticate: (config, request) => safeEqual(config.ARBEIDER_API_KEY, request.query("api_key")),
+    decide: (_event, payload, rules) => decideCodeship(payload, rules),
+  },
+  {
+    name: "github",
+    enabledBy: "GITHUB_WEBHOOK_SECRET and GITHUB_REPOSITORY",
+    enabled: (config) => config.GITHUB_WEBHOOK_SECRET !== undefined && config.GITHUB_REPOSITORY !== undefined,
+    credential: "the X-Hub-Signature-256 header",
+    authenticate: (config, request) => githubSignatureValid(config.GITHUB_WEBHOOK_SECRET!, request.body, request.header("x-hub-signature-256")),
+    eventHeader: "X-GitHub-Event",
+    decide: decideGithub,
+  },
+  {
+    name: "gitlab",
+    enabledBy: "GITLAB_WEBHOOK_TOKEN and GITLAB_PROJECT_ID",
+    enabled: (config) => config.GITLAB_WEBHOOK_TOKEN !== undefined && config.GITLAB_PROJECT_ID !== undefined,
+    credential: "the X-Gitlab-Token header",
+    authenticate: (config, request) => safeEqual(config.GITLAB_WEBHOOK_TOKEN!, request.header("x-gitlab-token")),
+    eventHeader: "X-Gitlab-Event",
+    decide: decideGitlab,
+  },
+];

@@ -1,11 +1,18 @@
 /**
  * The webhook's memory, rebuilt from the broker at every start: deployments
- * folded from the history stream and nodes from their heartbeats. It holds no
- * broker code (webhook/history.ts feeds it) so the HTTP app and its tests can
- * use it alone. Listeners hear every live event and heartbeat, for SSE.
+ * folded from the history stream (shared/deployments.ts), nodes from their
+ * heartbeats, and per node its truth (shared/fleet.ts). The history reader
+ * (webhook/history.ts) is its only writer. Listeners hear what changed, once
+ * the history has been replayed: the SSE hub, the rollout driver, metrics.
+ * It holds no broker code, so the HTTP app and its tests can use it alone.
  */
-import { applyEvent, present, type Deployment, type DeploymentRecord } from "../shared/deployments.ts";
+import { applyDecision, applyEvent, createRecord, sweep, type DeploymentRecord, type Presence } from "../shared/deployments.ts";
+import { desiredOf, driftOf, onLatest, type Desired, type Drift, type Outcome } from "../shared/fleet.ts";
 import { targetMatches, type Event, type Heartbeat } from "../shared/protocol.ts";
+import type { HistoryRecord } from "../shared/records.ts";
+import { deploymentState, finishedAt, present, type Deployment } from "../shared/served.ts";
+import { createPresence } from "./presence.ts";
+import { createStats } from "./stats.ts";
 
 /** A node as `/api/nodes` serves it. */
 export interface NodeStatus {
@@ -17,88 +24,177 @@ export interface NodeStatus {
   version: string;
   lastSeen: string;
   online: boolean;
+  healthy?: boolean;
+  stopping?: boolean;
+  desired: string | null;
+  lastGood: string | null;
+  lastOutcome: { deployment: string; state: string; reason?: string } | null;
+  drift: Drift;
+  /** Its last update and check succeeded at the commit it should run, and it runs it. */
+  latest: boolean;
+}
+
+/** A command a node refused: shown and counted even when it names no deployment anyone created. */
+export interface Rejection {
+  node: string;
+  deployment: string;
+  command: string;
+  reason: string;
+  at: string;
 }
 
 export type ViewMessage =
-  | { kind: "event"; event: Event; deployment: Deployment | undefined }
-  | { kind: "heartbeat"; heartbeat: Heartbeat };
-
-interface Seen {
-  heartbeat: Heartbeat;
-  lastSeen: number;
-  /** The last few gaps between heartbeats: the node's period is the largest. */
-  gaps: number[];
-  periodMs: number;
-}
-
-/** A node is online while its last heartbeat is younger than this many of its periods. */
-export const ONLINE_PERIODS = 3;
-const DEFAULT_PERIOD_MS = 15_000;
-const MAX_PERIOD_MS = 3_600_000;
-
-/**
- * The gaps that tell a node's period. An extra beat (a worker may report a
- * change at once) makes a short gap, so the period is the largest recent gap;
- * a gap longer than the online window was an outage, not a period.
- */
-function nextGaps(previous: Seen, gap: number): number[] {
-  const outage = previous.gaps.length > 0 ? ONLINE_PERIODS * previous.periodMs : MAX_PERIOD_MS;
-  if (gap < 250 || gap > outage) return previous.gaps;
-  return [...previous.gaps, gap].slice(-3);
-}
+  | { kind: "record"; record: HistoryRecord }
+  | { kind: "change"; id: string; nodes: readonly string[]; full?: boolean }
+  | { kind: "heartbeat"; heartbeat: Heartbeat }
+  | { kind: "node"; node: string };
 
 export type View = ReturnType<typeof createView>;
+
+const REJECTIONS_KEPT = 50;
 
 /** An empty view; `now` is the clock in ms (tests pass their own). */
 export function createView(options: { now?: () => number } = {}) {
   const now = options.now ?? Date.now;
   const records = new Map<string, DeploymentRecord>();
-  const seen = new Map<string, Seen>();
+  /** Created deployments, newest first; and those that move code, for each node's desired commit. */
+  const ordered: DeploymentRecord[] = [];
+  const codeMoving: DeploymentRecord[] = [];
+  const open = new Set<DeploymentRecord>();
+  const ledger = new Map<string, { last?: Outcome; lastGood?: string }>();
+  const rejections: Rejection[] = [];
+  const presence = createPresence(now);
+  const stats = createStats();
   const listeners = new Set<(message: ViewMessage) => void>();
-  // The exact bytes of the created records this process is publishing now, by deployment id.
-  const ownRecords = new Map<string, Uint8Array>();
   let live = false;
 
   const tell = (message: ViewMessage) => {
     if (!live) return;
     for (const listener of listeners) listener(message);
   };
-  const isOnline = (s: Seen, at: number) => at - s.lastSeen <= ONLINE_PERIODS * s.periodMs;
+
+  function recordOf(id: string): DeploymentRecord {
+    let record = records.get(id);
+    if (!record) records.set(id, (record = createRecord(id)));
+    return record;
+  }
+
+  /** Notes a created deployment in the ordered lists (usually at their front: the newest). */
+  function index(record: DeploymentRecord): void {
+    insertNewestFirst(ordered, record);
+    if (record.spec!.command === "update" || record.spec!.command === "rollback") {
+      insertNewestFirst(codeMoving, record);
+      for (const [node, run] of record.runs) note(node, record, run);
+    }
+  }
+
+  /** Keeps a node's last outcome and last good commit, from outcomes of commands that move code. */
+  function note(node: string, record: DeploymentRecord, run: { state: string; at: string; reason?: string; commitAfter?: string }): void {
+    const command = record.spec?.command;
+    if ((command !== "update" && command !== "rollback") || (run.state !== "succeeded" && run.state !== "failed")) return;
+    const entry = ledger.get(node) ?? {};
+    if (entry.last && Date.parse(entry.last.at) > Date.parse(run.at)) return;
+    entry.last = { deployment: record.id, state: run.state, at: run.at, ...(run.reason ? { reason: run.reason } : {}), ...(run.commitAfter ? { commitAfter: run.commitAfter } : {}) };
+    if (run.state === "succeeded" && run.commitAfter) entry.lastGood = run.commitAfter;
+    ledger.set(node, entry);
+  }
+
+  /** After a record changed: finished ones are counted once and leave the sweep; changes are told. */
+  function changed(record: DeploymentRecord, nodes: readonly string[], full = false): void {
+    if (!record.spec) return;
+    const state = deploymentState(record);
+    const end = finishedAt(record, state);
+    if (end) {
+      open.delete(record);
+      stats.finished(record, state, end);
+    } else open.add(record);
+    tell({ kind: "change", id: record.id, nodes, full });
+  }
+
+  function applyNodeEvent(record: DeploymentRecord, event: Event & { node: string }): void {
+    const before = record.runs.get(event.node);
+    if (!applyEvent(record, event)) return;
+    const run = record.runs.get(event.node) ?? record.rollbackRuns.get(event.node)!;
+    stats.outcome(run, before);
+    if (event.state === "rejected") {
+      rejections.unshift({ node: event.node, deployment: event.deployment, command: event.command, reason: event.reason ?? "", at: event.at });
+      rejections.length = Math.min(rejections.length, REJECTIONS_KEPT);
+      stats.rejected(event.reason ?? "");
+    }
+    note(event.node, record, run);
+    changed(record, [event.node]);
+    tell({ kind: "node", node: event.node });
+  }
+
+  function truth(node: string): NodeStatus | undefined {
+    const seen = presence.get(node);
+    if (!seen) return undefined;
+    const hb = seen.heartbeat;
+    const self = { node, groups: hb.groups, commit: hb.commit, busy: hb.busy, dirty: hb.dirty, healthy: hb.healthy };
+    const desired: Desired | undefined = desiredOf(self, codeMoving);
+    const entry = ledger.get(node) ?? {};
+    const { commitAfter: _after, at: _at, ...lastOutcome } = entry.last ?? ({} as Outcome);
+    return {
+      node,
+      groups: hb.groups,
+      commit: hb.commit,
+      branch: hb.branch,
+      busy: hb.busy,
+      version: hb.version,
+      lastSeen: new Date(seen.lastSeen).toISOString(),
+      online: presence.online(seen),
+      ...(hb.healthy !== undefined ? { healthy: hb.healthy } : {}),
+      ...(hb.stopping ? { stopping: true } : {}),
+      desired: desired?.commit ?? null,
+      lastGood: entry.lastGood ?? null,
+      lastOutcome: entry.last ? lastOutcome : null,
+      drift: driftOf(self, desired, entry.last),
+      latest: onLatest(self, desired, entry.last, entry.lastGood),
+    };
+  }
 
   return {
-    /** Folds one deployment event in. */
-    apply(event: Event): void {
-      const before = records.get(event.deployment);
-      const record = applyEvent(before, event);
-      records.set(event.deployment, record);
-      // The deployer folds its own `created` in at once; the stream's copy of it is no news.
-      if (event.state === "created" && record === before) return;
-      tell({ kind: "event", event, deployment: present(record, now()) });
+    /** Folds one history record in: the history reader calls this, nobody else. */
+    apply(item: HistoryRecord): void {
+      if (item.kind === "decision") {
+        const record = recordOf(item.decision.deployment);
+        if (!applyDecision(record, item.decision)) return;
+        tell({ kind: "record", record: item });
+        const node = item.decision.decision === "node" || item.decision.decision === "catch-up" ? [item.decision.node] : [];
+        changed(record, node);
+        return;
+      }
+      const event = item.event;
+      const record = recordOf(event.deployment);
+      if (event.state === "created") {
+        if (!applyEvent(record, event)) return;
+        index(record);
+        tell({ kind: "record", record: item });
+        changed(record, [], true);
+        return;
+      }
+      if (!event.node) return;
+      tell({ kind: "record", record: item });
+      applyNodeEvent(record, event as Event & { node: string });
     },
-    /** Records a heartbeat seen at `at` (ms); the node's period is learned from the gap to its previous one. */
+    /** Records a heartbeat seen at `at` (ms). */
     heartbeat(heartbeat: Heartbeat, at = now()): void {
-      const previous = seen.get(heartbeat.node);
-      // A replayed heartbeat older than what is known already adds nothing.
-      if (previous && at < previous.lastSeen) return;
-      const gaps = previous ? nextGaps(previous, at - previous.lastSeen) : [];
-      const periodMs = gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
-      seen.set(heartbeat.node, { heartbeat, lastSeen: at, gaps, periodMs });
+      if (!presence.heartbeat(heartbeat, at)) return;
       tell({ kind: "heartbeat", heartbeat });
+      tell({ kind: "node", node: heartbeat.node });
     },
-    /** Notes (or, with undefined, forgets) the created record this process is publishing for `id`. */
-    publishing(id: string, record: Uint8Array | undefined): void {
-      if (record) ownRecords.set(id, record);
-      else ownRecords.delete(id);
-    },
-    /** Whether `bytes` are the created record this process is publishing for `id`. */
-    isOwnRecord(id: string, bytes: Uint8Array): boolean {
-      const own = ownRecords.get(id);
-      return own !== undefined && Buffer.from(own).equals(bytes);
+    /** Marks awaited nodes that will not report; tells what changed. Run every second or so. */
+    tick(): void {
+      const at = now();
+      for (const record of [...open]) {
+        const state = deploymentState(record);
+        const nodes = sweep(record, at, (node) => presence.of(node, at));
+        if (nodes.length > 0 || deploymentState(record) !== state) changed(record, nodes);
+      }
     },
     /** Whether a deployment with this id was created (its `created` record is known). */
-    has(id: string): boolean {
-      return records.get(id)?.spec !== undefined;
-    },
+    has: (id: string) => records.get(id)?.spec !== undefined,
+    record: (id: string) => records.get(id),
     get(id: string): Deployment | undefined {
       const record = records.get(id);
       return record && present(record, now());
@@ -106,44 +202,51 @@ export function createView(options: { now?: () => number } = {}) {
     /** Deployments, newest first. */
     list(limit: number): Deployment[] {
       const at = now();
-      const all: Deployment[] = [];
-      for (const record of records.values()) {
-        const deployment = present(record, at);
-        if (deployment) all.push(deployment);
-      }
-      all.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || b.id.localeCompare(a.id));
-      return all.slice(0, limit);
+      return ordered.slice(0, limit).map((record) => present(record, at)!);
     },
+    /** Every created deployment, newest first: for the driver and metrics. */
+    all: (): readonly DeploymentRecord[] => ordered,
+    /** Deployments not finished yet. */
+    unfinished: (): DeploymentRecord[] => [...open],
     nodes(): NodeStatus[] {
-      const at = now();
-      return [...seen.values()]
-        .map((s) => ({
-          node: s.heartbeat.node,
-          groups: s.heartbeat.groups,
-          commit: s.heartbeat.commit,
-          branch: s.heartbeat.branch,
-          busy: s.heartbeat.busy,
-          version: s.heartbeat.version,
-          lastSeen: new Date(s.lastSeen).toISOString(),
-          online: isOnline(s, at),
-        }))
-        .sort((a, b) => a.node.localeCompare(b.node));
+      return presence.ids().map((node) => truth(node)!);
     },
-    /** The online nodes `target` names: a deployment's `expected`. */
-    expectedFor(target: string): string[] {
-      const at = now();
-      return [...seen.values()]
-        .filter((s) => isOnline(s, at) && targetMatches(target, s.heartbeat.node, s.heartbeat.groups))
-        .map((s) => s.heartbeat.node)
-        .sort();
+    node: truth,
+    /** What the sweep knows of a node (online, stopping, last seen, period). */
+    presence: (node: string): (Presence & { healthy?: boolean }) | undefined => presence.of(node, now()),
+    /** The desired deployment record of a node, for catch-ups. */
+    desiredRecord(node: string): DeploymentRecord | undefined {
+      const hb = presence.get(node)?.heartbeat;
+      const desired = hb && desiredOf({ node, groups: hb.groups }, codeMoving);
+      return desired && records.get(desired.deployment);
     },
-    /** From now on, listeners hear every event: history has been replayed. */
+    /** The online nodes `target` names, with their groups: a deployment's `expected`. */
+    expectedFor(target: string): { node: string; groups: string[] }[] {
+      return presence.onlineNodes().filter((n) => targetMatches(target, n.node, n.groups));
+    },
+    rejections: (): readonly Rejection[] => rejections,
+    stats,
+    /** From now on, listeners hear every change: history has been replayed. */
     goLive(): void {
       live = true;
+      // What the clock decided while the history was replayed (expiries) is settled at once.
+      for (const record of ordered) if (!finishedAt(record, deploymentState(record))) open.add(record);
+      this.tick();
     },
     subscribe(listener: (message: ViewMessage) => void): () => void {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
   };
+}
+
+function insertNewestFirst(list: DeploymentRecord[], record: DeploymentRecord): void {
+  const issued = Date.parse(record.spec!.issuedAt);
+  const newer = (other: DeploymentRecord) => {
+    const at = Date.parse(other.spec!.issuedAt);
+    return at > issued || (at === issued && other.id > record.id);
+  };
+  let i = 0;
+  while (i < list.length && newer(list[i])) i++;
+  list.splice(i, 0, record);
 }

@@ -4,7 +4,8 @@
  * node, the exit status it deserves, the merge of a live event into the last
  * deployment read, and the `status` / `nodes` tables.
  */
-import type { Deployment, NodeReport } from "../../shared/deployments.ts";
+import type { NodeReport } from "../../shared/deployments.ts";
+import type { Deployment } from "../../shared/served.ts";
 import { ago, describeDeployment as describe, formatDuration, shortSha as short } from "../../shared/format.ts";
 
 /** Deployments and node reports as the API serves them (`GET /api/deployments/:id`). */
@@ -75,7 +76,7 @@ export function mergeEvent(d: Deployment, event: { node?: string; state: string;
 export function mergeDeployments(served: Deployment, local: Deployment | undefined): Deployment {
   if (!local) return served;
   let merged = served;
-  for (const [node, outcome] of Object.entries(local.nodes)) merged = mergeEvent(merged, { node, ...outcome });
+  for (const [node, outcome] of Object.entries(local.nodes) as [string, NodeOutcome][]) merged = mergeEvent(merged, { node, ...outcome });
   return merged;
 }
 

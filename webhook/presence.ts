@@ -1,0 +1,62 @@
+/**
+ * Which nodes are there, from their heartbeats: each node's latest heartbeat,
+ * when it came, and its period, learned from the gaps between heartbeats. A
+ * node is online while its last heartbeat is younger than three periods, and
+ * offline at once when its worker said it is stopping.
+ */
+import type { Presence } from "../shared/deployments.ts";
+import type { Heartbeat } from "../shared/protocol.ts";
+
+export interface Seen {
+  heartbeat: Heartbeat;
+  lastSeen: number;
+  /** The last few gaps between heartbeats: the node's period is the largest. */
+  gaps: number[];
+  periodMs: number;
+}
+
+/** A node is online while its last heartbeat is younger than this many of its periods. */
+export const ONLINE_PERIODS = 3;
+const DEFAULT_PERIOD_MS = 15_000;
+const MAX_PERIOD_MS = 3_600_000;
+
+/**
+ * The gaps that tell a node's period. An extra beat (a worker may report a
+ * change at once) makes a short gap, so the period is the largest recent gap;
+ * a gap longer than the online window was an outage, not a period.
+ */
+function nextGaps(previous: Seen, gap: number): number[] {
+  const outage = previous.gaps.length > 0 ? ONLINE_PERIODS * previous.periodMs : MAX_PERIOD_MS;
+  if (gap < 250 || gap > outage) return previous.gaps;
+  return [...previous.gaps, gap].slice(-3);
+}
+
+export function createPresence(now: () => number) {
+  const seen = new Map<string, Seen>();
+  const online = (s: Seen, at = now()) => !s.heartbeat.stopping && at - s.lastSeen <= ONLINE_PERIODS * s.periodMs;
+
+  return {
+    /** Records a heartbeat seen at `at` (ms); false when it is older than what is known. */
+    heartbeat(heartbeat: Heartbeat, at: number): boolean {
+      const previous = seen.get(heartbeat.node);
+      if (previous && at < previous.lastSeen) return false;
+      const gaps = previous ? nextGaps(previous, at - previous.lastSeen) : [];
+      const periodMs = gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
+      seen.set(heartbeat.node, { heartbeat, lastSeen: at, gaps, periodMs });
+      return true;
+    },
+    get: (node: string) => seen.get(node),
+    online,
+    /** What the deployment sweep needs to know of a node. */
+    of(node: string, at: number): (Presence & { healthy?: boolean }) | undefined {
+      const s = seen.get(node);
+      if (!s) return undefined;
+      return { online: online(s, at), stopping: s.heartbeat.stopping === true, lastSeen: s.lastSeen, periodMs: s.periodMs, healthy: s.heartbeat.healthy };
+    },
+    ids: () => [...seen.keys()].sort(),
+    onlineNodes(): { node: string; groups: string[] }[] {
+      const at = now();
+      return [...seen.values()].filter((s) => online(s, at)).map((s) => ({ node: s.heartbeat.node, groups: s.heartbeat.groups }));
+    },
+  };
+}
