@@ -18,6 +18,14 @@ export async function declareExchanges(channel: ConfirmChannel, fleet: string): 
   await channel.assertExchange(n.events, "topic", { durable: true });
 }
 
+/** The arguments a node queue of `queueType` is declared with. */
+export function nodeQueueArguments(fleet: string, queueType: string): Record<string, unknown> {
+  // The type is always named: a vhost whose default queue type is quorum would otherwise make
+  // "classic" queues quorum ones. A quorum queue dead-letters a command redelivered past its limit.
+  const type = queueType === "quorum" ? { "x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, "x-dead-letter-exchange": names(fleet).dead } : { "x-queue-type": "classic" };
+  return { "x-expires": SEVEN_DAYS_MS, ...type };
+}
+
 /**
  * A node's durable queue, bound to `all`, its groups and its id. Bindings for
  * groups the node has left (`previousGroups`) are removed, so it stops
@@ -29,13 +37,7 @@ export async function declareNodeQueue(
 ): Promise<string> {
   const n = names(options.fleet);
   const queue = n.nodeQueue(options.node);
-  // The type is always named: a vhost whose default queue type is quorum would otherwise make
-  // "classic" queues quorum ones. A quorum queue dead-letters a command redelivered past its limit.
-  const quorum = { "x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, "x-dead-letter-exchange": n.dead };
-  await channel.assertQueue(queue, {
-    durable: true,
-    arguments: { "x-expires": SEVEN_DAYS_MS, ...(options.queueType === "quorum" ? quorum : { "x-queue-type": "classic" }) },
-  });
+  await channel.assertQueue(queue, { durable: true, arguments: nodeQueueArguments(options.fleet, options.queueType) });
   for (const key of nodeBindings(options.node, options.groups)) await channel.bindQueue(queue, n.commands, key);
   for (const group of options.previousGroups ?? []) {
     if (!options.groups.includes(group)) await channel.unbindQueue(queue, n.commands, `group.${group}`);

@@ -124,16 +124,20 @@ describe("crashes and downtime", () => {
     }),
   );
 
-  test.concurrent("SIGTERM lets the running command finish and be acknowledged, then the worker exits 0", () =>
+  test.concurrent("SIGTERM sends a stopping heartbeat at once, lets the running command finish and be acknowledged, then the worker exits 0", () =>
     withNodes([{ id: "n1" }], async (t) => {
       const worker = await t.start("n1");
       const { cmd, open } = await startGatedUpdate(t, "n1");
       worker.child.kill("SIGTERM");
-      await worker.waitForLog('"msg":"stopping: finishing the command in hand"');
+      // It says so at once, while it still works on the command: the webhook counts it offline.
+      const stopping = await waitUntil(() => t.fleet.heartbeats.find((h) => h.node === "n1" && h.stopping === true), "a stopping heartbeat");
+      expect(stopping).toMatchObject({ busy: true });
       expect(worker.child.exitCode).toBeNull();
       open();
       expect(await worker.exited).toBe(0);
       expect(statesOf(t.fleet, cmd.deployment, "n1")).toEqual(["received", "started", "succeeded"]);
+      const after = t.fleet.heartbeats.filter((h) => h.node === "n1" && Date.parse(String(h.at)) >= Date.parse(String(stopping.at)));
+      expect(after.every((h) => h.stopping === true)).toBe(true);
       // Acknowledged: a new worker does not get it again.
       await t.start("n1");
       await t.outcome(await t.send({ command: "ping", args: {} }), "n1");

@@ -159,6 +159,12 @@ describe("explainRefusal (the node queue's declaration)", () => {
     ],
     ["an access refusal, as it is", refused(403, "ACCESS_REFUSED - access to exchange 'x' refused"), "Error", "Operation failed: QueueDeclare; 403"],
   ];
+  test("a refusal naming another argument, for a queue that accepts the other type's arguments", () => {
+    const error = refused(406, "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost '/': received the value 'd' of type 'longstr' but current is none");
+    const explained = explainRefusal(error, { ...where, queueType: "quorum", existing: "classic" });
+    expect(explained.message).toStartWith("ARBEIDER_QUEUE_TYPE: queue arbeider.shop.node.web-1 already exists as a classic queue, not quorum: set ARBEIDER_QUEUE_TYPE=classic");
+  });
+
   for (const [name, error, kind, message] of table) {
     test(name, () => {
       const explained = explainRefusal(error, where);
