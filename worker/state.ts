@@ -22,6 +22,7 @@ import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, renameSync
 import { ConfigError } from "../shared/config.ts";
 import { Event, Timestamp } from "../shared/protocol.ts";
 import type { ProcessStamp } from "./proc.ts";
+import { readV1 } from "./state-v1.ts";
 
 /** A commit and the branch it was checked out on (none: detached). */
 export const Position = v.object({ sha: v.string(), branch: v.optional(v.string()) });
@@ -87,32 +88,6 @@ export function snapshotOf(state: State): Snapshot {
   const executed = Object.fromEntries([...state.executed].map(([id, { expiresAt, outcome }]) => [id, { expiresAt, outcome }]));
   const { lastUpdateIssuedAt, previous, groups, running } = state;
   return { v: 2, executed, lastUpdateIssuedAt, previous, groups, running };
-}
-
-/** The file as workers before the journal wrote it: one object, rewritten whole on every change. */
-const StateV1 = v.object({
-  v: v.literal(1),
-  executed: v.record(v.string(), Entry),
-  lastUpdateIssuedAt: v.optional(Timestamp),
-  previousCommit: v.optional(v.string()),
-  groups: v.array(v.string()),
-  running: v.optional(v.object({ id: v.string(), group: v.optional(Stamp) })),
-});
-
-/** The snapshot a version 1 file amounts to (read once by a worker upgraded in place), or undefined. */
-function readV1(text: string): Snapshot | undefined {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    return undefined; // several lines of JSON: a journal
-  }
-  const parsed = v.safeParse(StateV1, data);
-  if (!parsed.success) return undefined;
-  const { executed, lastUpdateIssuedAt, previousCommit, groups, running } = parsed.output;
-  // Version 1 did not record the branch: a rollback to that commit stays on the branch the node is on.
-  const previous = previousCommit ? { sha: previousCommit } : undefined;
-  return { v: 2, executed, lastUpdateIssuedAt, previous, groups, running: running && { id: running.id, groups: running.group ? [running.group] : [] } };
 }
 
 function fromSnapshot(snapshot: Snapshot): State {
