@@ -143,6 +143,21 @@ export async function startGatedUpdate(t: Nodes, node: string, files: Record<str
   return { cmd, gated, pid, open: () => writeFileSync(t.marker("open"), "") };
 }
 
+/**
+ * SIGKILLs the worker of `node` while `pid` (a process its command started) runs, starts the worker
+ * again, and waits until the restarted worker has ended that process; returns the restarted worker.
+ */
+export async function crashAndRestart(t: Nodes, node: string, pid: number, env: Record<string, string> = {}): Promise<Proc> {
+  const worker = t.worker(node);
+  worker.child.kill("SIGKILL");
+  await worker.exited;
+  if (!alive(pid)) throw new Error(`process ${pid} ended with the worker: nothing was left to clean up`);
+  const restarted = await t.start(node, env);
+  await waitUntil(() => !alive(pid), `process ${pid}, left by the killed worker, to be ended`);
+  if (!restarted.output().includes("ending the processes of a command interrupted by a crash")) throw new Error("the restarted worker did not say it ended them");
+  return restarted;
+}
+
 /** Whether `pid` is a live process (a zombie, never reaped in some containers, counts as gone). */
 export function alive(pid: number): boolean {
   try {

@@ -6,7 +6,7 @@
  * broker, real checkouts.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import * as v from "valibot";
 import { Heartbeat } from "../shared/protocol.ts";
 import { readState } from "../worker/state.ts";
 import { ROOT, makeKeys, rabbitmqctl, removeDirs, startProcess, stopAll } from "./helpers.ts";
-import { alive, startGatedUpdate, statesOf, waitUntil, withNodes } from "./worker-fixture.ts";
+import { crashAndRestart, startGatedUpdate, statesOf, waitUntil, withNodes } from "./worker-fixture.ts";
 
 setDefaultTimeout(60_000);
 afterAll(stopAll);
@@ -74,16 +74,10 @@ describe("starting", () => {
 describe("crashes and downtime", () => {
   test.concurrent("a worker SIGKILLed while update.sh runs ends the old script when restarted, then completes the command once", () =>
     withNodes([{ id: "n1" }], async (t) => {
-      const worker = await t.start("n1");
-      const { cmd, gated, pid } = await startGatedUpdate(t, "n1");
-      worker.child.kill("SIGKILL");
-      await worker.exited;
-      expect(alive(pid)).toBe(true);
-
-      const restarted = await t.start("n1");
-      await waitUntil(() => !alive(pid), "the interrupted update.sh to be ended");
-      expect(restarted.output()).toContain("ending the processes of a command interrupted by a crash");
-      writeFileSync(t.marker("open"), "");
+      await t.start("n1");
+      const { cmd, gated, pid, open } = await startGatedUpdate(t, "n1");
+      await crashAndRestart(t, "n1", pid);
+      open();
       expect(await t.fleet.waitState(cmd.deployment, "n1", ["succeeded"])).toMatchObject({ commitAfter: gated });
       const fence = await t.send({ command: "ping", args: {} });
       await t.outcome(fence, "n1");

@@ -10,7 +10,7 @@ import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { currentBranch, git, head, isClean, stopAll } from "./helpers.ts";
-import { alive, startGatedUpdate, waitForPid, waitUntil, withNodes, type Nodes } from "./worker-fixture.ts";
+import { crashAndRestart, startGatedUpdate, waitForPid, withNodes, type Nodes } from "./worker-fixture.ts";
 
 setDefaultTimeout(60_000);
 afterAll(stopAll);
@@ -25,10 +25,7 @@ async function updatedTo(t: Nodes, node: string, content: string): Promise<strin
 /** SIGKILLs the worker of `node` while update.sh waits at the gate, restarts it, and lets the redelivered update go on. */
 async function crashMidUpdate(t: Nodes, node: string, files: Record<string, string>, env: Record<string, string> = {}) {
   const update = await startGatedUpdate(t, node, files);
-  t.worker(node).child.kill("SIGKILL");
-  await t.worker(node).exited;
-  await t.start(node, env);
-  await waitUntil(() => !alive(update.pid), "the interrupted update.sh to be ended");
+  await crashAndRestart(t, node, update.pid, env);
   update.open();
   return update;
 }
@@ -93,17 +90,10 @@ test.concurrent("a git fetch left running by a SIGKILLed worker is ended when th
     writeFileSync(slow, `#!/bin/sh\necho $$ > "$MARKER_DIR/n1.fetch.pid"\nwhile [ ! -f "$MARKER_DIR/open" ] && [ -d "$MARKER_DIR" ]; do sleep 0.05; done\nexec git-upload-pack "$@"\n`);
     chmodSync(slow, 0o755);
     git(t.repos.n1, "config", "remote.origin.uploadpack", slow);
-    const worker = await t.start("n1");
+    await t.start("n1");
     const v2 = t.origin.commit("master", { "app.txt": "v2\n" }, "v2");
     const cmd = await t.send({ command: "update", args: { branch: "master", commit: v2 } });
-    const fetching = await waitForPid(t, "n1.fetch.pid", "git fetch to reach origin");
-    worker.child.kill("SIGKILL");
-    await worker.exited;
-    expect(alive(fetching)).toBe(true);
-
-    const restarted = await t.start("n1");
-    await waitUntil(() => !alive(fetching), "the interrupted git fetch to be ended");
-    expect(restarted.output()).toContain("ending the processes of a command interrupted by a crash");
+    await crashAndRestart(t, "n1", await waitForPid(t, "n1.fetch.pid", "git fetch to reach origin"));
     writeFileSync(t.marker("open"), "");
     expect(await t.fleet.waitState(cmd.deployment, "n1", ["succeeded"])).toMatchObject({ commitAfter: v2 });
     expect(t.runs("n1")).toHaveLength(1);
