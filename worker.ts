@@ -114,8 +114,9 @@ export async function main(): Promise<void> {
 
   const signal = await stopSignal;
   log.info("stopping: finishing the command in hand", { signal, busy: consumer.busy });
-  void heartbeats.stopping();
+  const saidSo = heartbeats.stopping();
   await consumer.stop();
+  await saidSo; // published before the connection closes, also when nothing was running
   heartbeats.stop();
   await broker.close();
   lock.release();
