@@ -1,4 +1,4 @@
-# The webhook's image: the single-file server from `make dist`.
+# The webhook's image: the single-file server from `make dist`, run as `bun` (uid 1000).
 # Build from the repository root:
 #   make dist && docker build -f examples/webhook.Dockerfile -t arbeider-webhook .
 # The signing key is mounted as a file (readable by uid 1000, the image's `bun` user):
@@ -14,6 +14,7 @@ ENV PORT=8080 \
     ARBEIDER_SIGNING_KEY_FILE=/run/secrets/arbeider_signing_key
 EXPOSE 8080
 USER bun
+# /healthz answers 200 while the webhook is connected to the broker with the history read.
 HEALTHCHECK --interval=15s --timeout=3s \
-  CMD ["bun", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["bun", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["bun", "/opt/arbeider/webhook.js"]

@@ -2,21 +2,22 @@
  * The dashboard in a real browser: Debian's Chromium driven by playwright-core
  * (never a downloaded browser) opens `GET /` with HTTP Basic credentials,
  * a deployment is triggered through the API, and the page shows it turn
- * `succeeded` on every node without reloading. Skips, saying why, when
- * /usr/bin/chromium is missing (`make test` installs it when it can).
+ * `succeeded` on every node without reloading. Reported skipped, with the
+ * reason, when /usr/bin/chromium is missing (`make test` installs it when it can).
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 import { ROOT, removeDirs, tempDir } from "./helpers.ts";
+import { skipNote } from "./skip.ts";
 import { useStack } from "./stack.ts";
 import { freshness, latestCommits, renderDashboard } from "../webhook/dashboard.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.log(`dashboard test skipped: ${CHROMIUM} is missing (apt-get install chromium, or run make test as root)`);
+const { testIf, title } = skipNote("dashboard browser", haveChromium ? undefined : `${CHROMIUM} is missing (apt-get install chromium, or run make test as root)`);
 
 const NODES = ["ui-a", "ui-b", "ui-c"];
 const stack = haveChromium ? useStack(NODES.map((id) => ({ id, groups: [id === "ui-c" ? "jobs" : "web"] })), "ui") : undefined;
@@ -38,7 +39,7 @@ async function withBrowser(body: (context: BrowserContext) => Promise<void>, cre
   }
 }
 
-test.skipIf(!haveChromium)("the dashboard shows a new deployment turn succeeded on every node without a reload", async () => {
+testIf(title("the dashboard shows a new deployment turn succeeded on every node without a reload"), async () => {
   const s = stack!();
   const unauthenticated = await fetch(`${s.url}/`);
   expect(unauthenticated.status).toBe(401);
