@@ -30,16 +30,18 @@ export interface Heartbeats {
 export function startHeartbeats(options: { settings: Settings; log: Logger; broker: Broker; busy: () => boolean }): Heartbeats {
   const { settings, log, broker, busy } = options;
   const { ARBEIDER_NODE_ID: node, ARBEIDER_GROUPS: groups, ARBEIDER_FLEET: fleet, ARBEIDER_HEARTBEAT_SECONDS: period } = settings.env;
-  const probeMs = Math.min(PROBE_MS, period * 1000);
+  // A beat waits for git and a probe at most about one period: beats stay regular, and the webhook counts a node offline after three.
+  const boundMs = Math.min(PROBE_MS, period * 1000);
   let stopping = false;
   let periodicInFlight = false;
 
   /** One probe for this heartbeat, or undefined without a check (and while stopping: that heartbeat must not wait). */
-  const healthy = async () => (hasHealthCheck(settings) && !stopping ? (await probe(settings, { deadline: Date.now() + probeMs })) === undefined : undefined);
+  const healthy = async () => (hasHealthCheck(settings) && !stopping ? (await probe(settings, { deadline: Date.now() + boundMs })) === undefined : undefined);
 
   async function beat(known?: Position): Promise<void> {
     if (!broker.connected) return;
-    const [at, dirty, health] = await Promise.all([known ?? position(settings.repo), hasLocalChanges(settings.repo), healthy()]);
+    const git = { deadline: Date.now() + boundMs };
+    const [at, dirty, health] = await Promise.all([known ?? position(settings.repo, git), hasLocalChanges(settings.repo, git), healthy()]);
     const heartbeat: Heartbeat = {
       v: PROTOCOL_VERSION,
       node,
