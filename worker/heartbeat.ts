@@ -30,8 +30,9 @@ export interface Heartbeats {
 export function startHeartbeats(options: { settings: Settings; log: Logger; broker: Broker; busy: () => boolean }): Heartbeats {
   const { settings, log, broker, busy } = options;
   const { ARBEIDER_NODE_ID: node, ARBEIDER_GROUPS: groups, ARBEIDER_FLEET: fleet, ARBEIDER_HEARTBEAT_SECONDS: period } = settings.env;
-  // A beat waits for git and a probe at most about one period: beats stay regular, and the webhook counts a node offline after three.
-  const boundMs = Math.min(PROBE_MS, period * 1000);
+  // A beat waits for git and a probe half a period at most (a field whose answer is late is left out):
+  // beats stay regular under load, and the webhook counts a node offline after three periods.
+  const boundMs = Math.min(PROBE_MS, period * 500);
   let stopping = false;
   let periodicInFlight = false;
 
