@@ -4,7 +4,7 @@
  * node is online while its last heartbeat is younger than three periods, and
  * offline at once when its worker said it is stopping.
  */
-import type { Presence } from "../shared/deployments.ts";
+import type { Presence } from "../shared/sweep.ts";
 import type { Heartbeat } from "../shared/protocol.ts";
 
 export interface Seen {

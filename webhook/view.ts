@@ -6,10 +6,11 @@
  * the history has been replayed: the SSE hub, the rollout driver, metrics.
  * It holds no broker code, so the HTTP app and its tests can use it alone.
  */
-import { applyDecision, applyEvent, createRecord, sweep, type DeploymentRecord, type Presence } from "../shared/deployments.ts";
+import { applyDecision, applyEvent, createRecord, type DeploymentRecord } from "../shared/deployments.ts";
+import { sweep, type Presence } from "../shared/sweep.ts";
 import { desiredOf, driftOf, onLatest, type Desired, type Drift, type Outcome } from "../shared/fleet.ts";
 import { targetMatches, type Event, type Heartbeat } from "../shared/protocol.ts";
-import type { HistoryRecord } from "../shared/records.ts";
+import { commandKind, type HistoryRecord } from "../shared/records.ts";
 import { deploymentState, finishedAt, present, type Deployment } from "../shared/served.ts";
 import { createPresence } from "./presence.ts";
 import { createStats } from "./stats.ts";
@@ -112,9 +113,11 @@ export function createView(options: { now?: () => number } = {}) {
   }
 
   function applyNodeEvent(record: DeploymentRecord, event: Event & { node: string }): void {
-    const before = record.runs.get(event.node);
+    // A rollout's rollback of a node is kept beside its update (as applyEvent does): its outcome is the node's latest.
+    const runs = commandKind(event.command, event.deployment) === "rollback" ? record.rollbackRuns : record.runs;
+    const before = runs.get(event.node);
     if (!applyEvent(record, event)) return;
-    const run = record.runs.get(event.node) ?? record.rollbackRuns.get(event.node)!;
+    const run = runs.get(event.node)!;
     stats.outcome(run, before);
     if (event.state === "rejected") {
       rejections.unshift({ node: event.node, deployment: event.deployment, command: event.command, reason: event.reason ?? "", at: event.at });

@@ -1,11 +1,14 @@
 /**
  * The webhook's HTTP API (README, "API") as seen from the command line:
  * each call returns parsed JSON or throws a CliError that already knows the
- * exit status it deserves (2 when the webhook cannot be reached or refuses the
- * key, 1 when it refuses the deployment).
+ * exit status it deserves (2 when the webhook cannot be reached, refuses the
+ * key or calls the request malformed; 1 when it refuses the deployment, e.g.
+ * 409 for a target no online node matches, or an approve of a rollout that
+ * is not paused).
  */
 import type { DeployRequest } from "./args.ts";
-import type { Deployment, NodeInfo } from "./view.ts";
+import type { NodeStatus } from "./tables.ts";
+import type { Deployment } from "./view.ts";
 
 /** A failure the CLI reports in one line and exits with `exit`. */
 export class CliError extends Error {
@@ -16,12 +19,14 @@ export class CliError extends Error {
 
 export interface Client {
   create(request: DeployRequest): Promise<{ deployment: string; duplicate: boolean }>;
+  /** Approves a paused rollout, or aborts a running one (409 when that does not apply: exit 1). */
+  decide(id: string, action: "approve" | "abort"): Promise<Record<string, unknown>>;
   /** One deployment, or undefined while the webhook does not know it (yet). */
   deployment(id: string): Promise<Deployment | undefined>;
   deployments(limit: number): Promise<Deployment[]>;
-  nodes(): Promise<NodeInfo[]>;
-  /** The open `GET /api/events` stream. */
-  events(signal: AbortSignal): Promise<Response>;
+  nodes(): Promise<NodeStatus[]>;
+  /** The open `GET /api/events?deployment=ID` stream: that deployment's full snapshot first, then its changes. */
+  events(signal: AbortSignal, deployment: string): Promise<Response>;
 }
 
 export function createClient(options: { url: string; apiKey: string; fetch?: typeof fetch }): Client {
@@ -54,9 +59,12 @@ export function createClient(options: { url: string; apiKey: string; fetch?: typ
     return body;
   }
 
+  const post = <T>(path: string, body: unknown) =>
+    json<T>(path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+
   return {
-    create: (request) =>
-      json("/api/deployments", { method: "POST", body: JSON.stringify(request), headers: { "content-type": "application/json" } }),
+    create: (request) => post("/api/deployments", request),
+    decide: (id, action) => post(`/api/deployments/${encodeURIComponent(id)}/${action}`, {}),
     async deployment(id) {
       const response = await call(`/api/deployments/${encodeURIComponent(id)}`);
       if (response.status === 404) return undefined;
@@ -64,9 +72,9 @@ export function createClient(options: { url: string; apiKey: string; fetch?: typ
       return (await response.json()) as Deployment;
     },
     deployments: async (limit) => (await json<{ deployments: Deployment[] }>(`/api/deployments?limit=${limit}`)).deployments,
-    nodes: async () => (await json<{ nodes: NodeInfo[] }>("/api/nodes")).nodes,
-    async events(signal) {
-      const response = await call("/api/events", { signal, headers: { accept: "text/event-stream" } });
+    nodes: async () => (await json<{ nodes: NodeStatus[] }>("/api/nodes")).nodes,
+    async events(signal, deployment) {
+      const response = await call(`/api/events?deployment=${encodeURIComponent(deployment)}`, { signal, headers: { accept: "text/event-stream" } });
       if (!response.ok) throw new CliError(1, `GET ${url}/api/events: ${response.status} ${response.statusText}`);
       return response;
     },

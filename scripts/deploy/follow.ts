@@ -1,15 +1,19 @@
 /**
- * `--wait`: follows one deployment until it is decided. Live events come from
- * `GET /api/events` (`deployment`: one event, `state`: the whole deployment
- * after it); the deployment is also re-read after the stream opens (so an
- * event from before it is never missed) and every few seconds (the webhook
- * alone decides when a node is `missing`). On a
- * terminal the view is redrawn in place; elsewhere each node's new state is
- * appended as a line.
+ * `--wait`: follows one deployment until the webhook says it is over. It
+ * listens to `GET /api/events?deployment=ID` (the deployment's full snapshot
+ * first, then a snapshot after each change, merged with shared/served.ts
+ * mergeSnapshot), and re-reads the deployment when the stream (re)connects
+ * and every few seconds (a stream that went quiet or broke loses nothing).
+ * It folds no events itself. On a terminal the view is redrawn in place;
+ * elsewhere each new piece is appended as a line, which reads well in CI
+ * logs. At the end: the output tail of each failed node (read from the
+ * deployment: snapshots carry no output), then one line.
  */
+import { mergeSnapshot, type Snapshot } from "../../shared/served.ts";
 import type { Client } from "./client.ts";
 import { readSse } from "./sse.ts";
-import { ansi, clip, mergeDeployments, mergeEvent, nodeIds, outcome, plain, renderDeployment, renderNode, type Deployment } from "./view.ts";
+import { ansi, clip, plain } from "./terminal.ts";
+import { deploymentParts, failureTails, outcome, type Deployment } from "./view.ts";
 
 export interface FollowOptions {
   write: (text: string) => void;
@@ -18,97 +22,90 @@ export interface FollowOptions {
   columns?: number;
   timeoutMs?: number;
   pollMs?: number;
+  /** Aborted on Ctrl-C: the CLI stops following, and says the deployment goes on. */
+  interrupt?: AbortSignal;
 }
 
-/** Follows deployment `id`; resolves with the exit status its outcome deserves. */
+/** Exit status after Ctrl-C, as shells report a process ended by SIGINT. */
+export const INTERRUPTED = 130;
+
+/** Follows deployment `id`; resolves with the exit status the webhook's verdict deserves. */
 export function follow(client: Client, id: string, options: FollowOptions): Promise<number> {
-  const { write, tty, columns = 120, timeoutMs, pollMs = 2000 } = options;
+  const { write, tty, columns, timeoutMs, pollMs = 5000 } = options;
   const abort = new AbortController();
   const timers: ReturnType<typeof setInterval>[] = [];
   let current: Deployment | undefined;
   let over = false;
   let drawnLines = 0;
-  const printed = new Map<string, string>();
+  const printed = new Set<string>();
   let resolveCode!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (resolveCode = resolve));
 
   function draw(): void {
     if (!current) return;
+    const parts = deploymentParts(current, Date.now(), tty ? ansi : plain, tty ? columns : undefined);
     if (tty) {
-      const lines = renderDeployment(current, Date.now(), ansi).map((line) => clip(line, columns - 1));
+      const lines = parts.flatMap((part) => part.lines).map((line) => (columns ? clip(line, columns - 1) : line));
       // Up to the first line we drew, then clear to the end of the screen.
       write(`${drawnLines ? `\x1b[${drawnLines}A\r\x1b[J` : ""}${lines.join("\n")}\n`);
       drawnLines = lines.length;
       return;
     }
-    if (printed.size === 0) write(`${renderDeployment(current, Date.now(), plain)[0]}\n`);
-    const ids = nodeIds(current);
-    const width = Math.max(4, ...ids.map((node) => node.length));
-    for (const node of ids) {
-      const state = current.nodes[node]?.state ?? "waiting";
-      if (printed.get(node) === state) continue;
-      printed.set(node, state);
-      write(`${renderNode(node, current.nodes[node], width, Date.now(), plain)}\n`);
+    for (const part of parts) {
+      if (part.terminalOnly || part.key === "summary" || printed.has(part.key)) continue;
+      printed.add(part.key);
+      write(`${part.lines.join("\n")}\n`);
     }
   }
 
-  function end(code: number, why: string): void {
+  async function end(code: number, why: string): Promise<void> {
     if (over) return;
     over = true;
     abort.abort();
     for (const timer of timers) clearInterval(timer);
+    if (code === INTERRUPTED) return resolveCode(code);
     draw();
-    if (!tty && current) write(`${renderDeployment(current, Date.now(), plain).at(-1)}\n`);
+    if (current && !tty) write(`${deploymentParts(current, Date.now(), plain).find((part) => part.key === "summary")!.lines.join("\n")}\n`);
+    // Snapshots carry no output: the deployment as read has each failed node's.
+    const failed = current && Object.values(current.nodes).some((r) => r.state === "failed" || r.state === "unhealthy");
+    const whole = failed ? await client.deployment(id).catch(() => undefined) : undefined;
+    const tails = current ? failureTails(whole ?? current, tty ? columns : undefined) : [];
+    if (tails.length > 0) write(`\n${tails.join("\n")}\n\n`);
     write(`${code === 0 ? "ok" : "FAILED"}: ${why}\n`);
     resolveCode(code);
   }
 
-  function settle(): void {
+  function take(next: Deployment): void {
+    if (over) return;
+    current = next;
     draw();
-    const result = current && outcome(current);
-    if (result?.done) end(result.code, result.why);
+    const result = outcome(current);
+    if (result.done) void end(result.code, result.why);
   }
 
-  let reading = false;
-  let again = false;
   async function refresh(): Promise<void> {
-    if (reading) return void (again = true);
-    reading = true;
-    try {
-      do {
-        again = false;
-        const served = await client.deployment(id).catch(() => undefined);
-        if (served && !over) {
-          current = mergeDeployments(served, current);
-          settle();
-        }
-      } while (again && !over);
-    } finally {
-      reading = false;
-    }
+    const served = await client.deployment(id).catch(() => undefined);
+    if (served) take(served);
   }
 
   async function listen(): Promise<void> {
     while (!over) {
       try {
-        const response = await client.events(abort.signal);
+        const response = await client.events(abort.signal, id);
         void refresh();
-        await readSse(response, ({ event: name, data }) => {
-          if (over || (name !== "deployment" && name !== "state")) return;
-          let body: Deployment & { deployment?: string; node?: string; state: string; at: string };
+        await readSse(response, ({ event, data }) => {
+          if (over || event !== "state") return;
+          let snap: Snapshot;
           try {
-            body = JSON.parse(data);
+            snap = JSON.parse(data);
           } catch {
             return;
           }
-          // `state` carries the whole deployment after an event; `deployment` the event itself.
-          if (name === "state" && body.id === id && body.nodes) current = mergeDeployments(body, current);
-          else if (name === "deployment" && body.deployment === id && current) current = mergeEvent(current, body as { state: string; at: string });
-          else return;
-          settle();
+          const merged = snap.id === id ? mergeSnapshot(current, snap) : undefined;
+          if (merged) take(merged);
         }, abort.signal);
       } catch {
-        // The stream broke or was refused: polling goes on; try the stream again shortly.
+        // The stream broke or was refused: re-reading goes on; try the stream again shortly.
       }
       if (!over) await new Promise((resolve) => timers.push(setTimeout(resolve, 1000)));
     }
@@ -117,8 +114,14 @@ export function follow(client: Client, id: string, options: FollowOptions): Prom
   timers.push(setInterval(() => void refresh(), pollMs));
   if (tty) timers.push(setInterval(draw, 500));
   if (timeoutMs !== undefined) {
-    timers.push(setTimeout(() => end(1, `gave up waiting after ${timeoutMs / 1000} s (--timeout); the deployment goes on`), timeoutMs));
+    timers.push(setTimeout(() => void end(1, `gave up waiting after ${timeoutMs / 1000} s (--timeout); the deployment goes on`), timeoutMs));
   }
+  const interrupted = () => {
+    write(`\ninterrupted: deployment ${id} goes on; follow it again with \`bun scripts/deploy.ts status ${id} --wait\`\n`);
+    void end(INTERRUPTED, "interrupted");
+  };
+  if (options.interrupt?.aborted) interrupted();
+  else options.interrupt?.addEventListener("abort", interrupted, { once: true });
   void refresh();
   void listen();
   return finished;

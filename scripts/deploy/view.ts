@@ -1,194 +1,128 @@
 /**
- * What `scripts/deploy.ts` shows and decides, as pure functions of the
- * webhook's answers (README, "API"): a deployment drawn one line per
- * node, the exit status it deserves, the merge of a live event into the last
- * deployment read, and the `status` / `nodes` tables.
+ * What `scripts/deploy.ts` shows and decides about one deployment, as pure
+ * functions of the deployment the webhook serves (shared/served.ts): the
+ * live view (a heading, a rollout's progress, one line per node, the
+ * rollback, a summary), the output tail of each failed node, and the exit
+ * status. The CLI folds no events of its own: the state, the counts and the
+ * end come from the server, so the screen says what the API says.
  */
 import type { NodeReport } from "../../shared/deployments.ts";
+import { countsPhrase, describeDeployment, durationOf, formatDuration, outputTail, shortSha, waveSummary } from "../../shared/format.ts";
 import type { Deployment } from "../../shared/served.ts";
-import { ago, describeDeployment as describe, formatDuration, shortSha as short } from "../../shared/format.ts";
+import { clip, colourOf, plain, printable, visibleLength, wrap, type Paint } from "./terminal.ts";
 
-/** Deployments and node reports as the API serves them (`GET /api/deployments/:id`). */
 export type { Deployment };
-type NodeOutcome = NodeReport;
 
-/** A node as `GET /api/nodes` serves it. */
-export interface NodeInfo {
-  node: string;
-  groups: string[];
-  commit: string | null;
-  branch: string | null;
-  busy: boolean;
-  lastSeen: string;
-  online: boolean;
-}
+const MARKS: Record<string, string> = {
+  succeeded: "✔", skipped: "↷", failed: "✘", rejected: "✘", missing: "?", unhealthy: "✘", received: "…", started: "▶", waiting: "○", pending: "○",
+};
+const BAD = new Set(["failed", "rejected", "missing", "unhealthy"]);
 
-const GOOD = new Set(["succeeded", "skipped"]);
-const BAD = new Set(["failed", "rejected", "missing"]);
-const RUNNING = new Set(["received", "started"]);
-/** Order of a node's states, so a late-arriving older event never hides a newer one. */
-const RANK: Record<string, number> = { received: 1, started: 2, succeeded: 3, skipped: 3, failed: 3, rejected: 3, missing: 4 };
-
-export const isFinal = (state: string) => GOOD.has(state) || BAD.has(state);
-
-/** Every node the deployment concerns: the expected ones, then any other that reported. */
+/** Every node the deployment concerns: in rollout order (wave by wave), else the expected ones; then any other that reported. */
 export function nodeIds(d: Deployment): string[] {
-  const others = Object.keys(d.nodes).filter((node) => !d.expected.includes(node)).sort();
-  return [...d.expected, ...others];
+  const first = d.waves && d.waves.length > 0 ? d.waves.flatMap((wave) => wave.nodes) : d.expected;
+  const known = new Set(first);
+  return [...first, ...Object.keys(d.nodes).filter((node) => !known.has(node)).sort()];
 }
-
-const NO_NODE_GRACE_MS = 10_000;
 
 export type Outcome = { done: false } | { done: true; code: 0 | 1; why: string };
 
-/**
- * Whether the deployment is over and how the CLI exits: 0 only when every
- * expected node succeeded or skipped and no node failed, rejected or went
- * missing. A node that reported is waited for even if it was not expected.
- */
-export function outcome(d: Deployment, now = Date.now()): Outcome {
-  const ids = nodeIds(d);
-  const stateOf = (node: string) => d.nodes[node]?.state ?? "waiting";
-  if (ids.length === 0) {
-    // Nobody was expected: give nodes that are up but had not yet sent a heartbeat a moment to report.
-    if (now - Date.parse(d.createdAt) < NO_NODE_GRACE_MS) return { done: false };
-    return { done: true, code: 1, why: `no online node matches target ${d.target}: nothing ran (see \`deploy.ts nodes\`)` };
+/** Whether the deployment is over (its state final, nothing running) and how the CLI exits: 0 only for `succeeded`. */
+export function outcome(d: Deployment): Outcome {
+  if (!d.finishedAt) return { done: false };
+  if (d.state === "succeeded") {
+    const good = (d.counts.succeeded ?? 0) + (d.counts.skipped ?? 0);
+    return { done: true, code: 0, why: `${good} of ${d.expected.length} node${d.expected.length === 1 ? "" : "s"} succeeded` };
   }
-  if (ids.some((node) => !isFinal(stateOf(node)))) return { done: false };
-  const bad = ids.filter((node) => BAD.has(stateOf(node)));
-  if (bad.length > 0) return { done: true, code: 1, why: bad.map((node) => `${node} ${stateOf(node)}`).join(", ") };
-  if (d.state === "failed") return { done: true, code: 1, why: "the webhook reports the deployment failed" };
-  return { done: true, code: 0, why: `${ids.length} of ${ids.length} node${ids.length === 1 ? "" : "s"} succeeded` };
-}
-
-/** The deployment with one live event applied to its node, unless it is older than what is known. */
-export function mergeEvent(d: Deployment, event: { node?: string; state: string; at: string } & Omit<Partial<NodeOutcome>, "state">): Deployment {
-  if (!event.node || event.state === "created") return d;
-  const known = d.nodes[event.node];
-  if (known && ((RANK[known.state] ?? 0) > (RANK[event.state] ?? 0) || known.at > event.at)) return d;
-  const { node, state, at, reason, commitBefore, commitAfter, durationMs, output } = event;
-  const next = { state, at, reason, commitBefore, commitAfter, durationMs, output } as NodeOutcome;
-  for (const key of Object.keys(next) as (keyof NodeOutcome)[]) if (next[key] === undefined) delete next[key];
-  return { ...d, nodes: { ...d.nodes, [node]: next } };
-}
-
-/** Of two readings of one deployment, per node the more advanced; the served one wins ties. */
-export function mergeDeployments(served: Deployment, local: Deployment | undefined): Deployment {
-  if (!local) return served;
-  let merged = served;
-  for (const [node, outcome] of Object.entries(local.nodes) as [string, NodeOutcome][]) merged = mergeEvent(merged, { node, ...outcome });
-  return merged;
-}
-
-// ---------------------------------------------------------------- drawing
-
-const COLOURS: Record<string, string> = { green: "32", red: "31", yellow: "33", cyan: "36", dim: "2", bold: "1" };
-export type Paint = (colour: keyof typeof COLOURS, text: string) => string;
-export const plain: Paint = (_, text) => text;
-export const ansi: Paint = (colour, text) => `\x1b[${COLOURS[colour]}m${text}\x1b[0m`;
-
-function colourOf(state: string): keyof typeof COLOURS {
-  if (GOOD.has(state)) return state === "skipped" ? "cyan" : "green";
-  if (BAD.has(state)) return "red";
-  if (RUNNING.has(state) || state === "running") return "yellow";
-  return "dim";
-}
-
-const MARKS: Record<string, string> = { succeeded: "✔", skipped: "↷", failed: "✘", rejected: "✘", missing: "?", received: "…", started: "▶" };
-
-/** One node's line: mark, name, state, commit, duration, reason. */
-export function renderNode(node: string, outcome: NodeOutcome | undefined, width: number, now: number, paint: Paint = plain): string {
-  const state = outcome?.state ?? "waiting";
-  const commits = outcome?.commitAfter && outcome.commitBefore && outcome.commitAfter !== outcome.commitBefore
-    ? `${short(outcome.commitBefore)} → ${short(outcome.commitAfter)}`
-    : short(outcome?.commitAfter ?? outcome?.commitBefore);
-  const duration = outcome?.durationMs !== undefined
-    ? formatDuration(outcome.durationMs)
-    : outcome && RUNNING.has(state) ? formatDuration(now - Date.parse(outcome.at)) : "";
-  const reason = printable(outcome?.reason ?? "");
-  const cells = [
-    paint(colourOf(state), `${MARKS[state] ?? "·"} ${printable(node).padEnd(width)}  ${printable(state).padEnd(9)}`),
-    commits.padEnd(17),
-    duration.padStart(7),
-    reason ? paint("dim", reason) : "",
-  ];
-  return `  ${cells.join("  ")}`.trimEnd();
-}
-
-/** The summary line: counts by state and the overall word. */
-export function summarize(d: Deployment, paint: Paint = plain): string {
-  const counts = new Map<string, number>();
-  for (const node of nodeIds(d)) {
-    const state = d.nodes[node]?.state ?? "waiting";
-    const word = RUNNING.has(state) ? "running" : state;
-    counts.set(word, (counts.get(word) ?? 0) + 1);
-  }
-  const parts = [...counts].map(([word, n]) => paint(colourOf(word), `${n} ${word}`));
-  const result = outcome(d);
-  const overall = result.done ? (result.code === 0 ? "succeeded" : "failed") : d.state === "queued" ? "queued" : "running";
-  return `  ${paint("bold", paint(colourOf(overall), overall.toUpperCase()))}  ${parts.join(", ") || "no nodes"}`;
-}
-
-/** The whole deployment: a heading, one line per node, the summary. */
-export function renderDeployment(d: Deployment, now: number, paint: Paint = plain): string[] {
-  const ids = nodeIds(d);
-  const width = Math.max(4, ...ids.map((node) => node.length));
-  const elapsed = formatDuration(now - Date.parse(d.createdAt));
-  return [
-    `${paint("bold", d.id)}  ${describe(d)}  ${paint("dim", elapsed)}`,
-    ...ids.map((node) => renderNode(node, d.nodes[node], width, now, paint)),
-    summarize(d, paint),
-  ];
+  const bad = nodeIds(d).filter((node) => BAD.has(d.nodes[node]?.state ?? ""));
+  const nodes = bad.map((node) => `${printable(node)} ${d.nodes[node].state}`).join(", ");
+  if (d.state === "rolled_back") return { done: true, code: 1, why: `rolled back${d.reason ? `: ${printable(d.reason)}` : ""}` };
+  if (d.state === "superseded") return { done: true, code: 1, why: `superseded by ${d.supersededBy ?? "a newer rollout"}` };
+  return { done: true, code: 1, why: nodes || printable(d.reason ?? `the deployment ${d.state}`) };
 }
 
 /**
- * Text from the webhook (node names, reasons) as one printable line: any node
- * can publish events and heartbeats, and a control character in them must not
- * move the cursor or restyle the operator's terminal.
+ * One node's line: mark, name, state, commits, duration, reason. When the
+ * line would be wider than `columns`, the reason goes on lines of its own
+ * under it instead of being cut off.
  */
-export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
+export function renderNode(node: string, report: NodeReport | undefined, options: { width: number; now: number; paint?: Paint; idle?: string; columns?: number }): string[] {
+  const { width, now, paint = plain, idle = "waiting", columns = Infinity } = options;
+  const state = report?.state ?? idle;
+  const running = state === "received" || state === "started";
+  const commits = report?.commitAfter && report.commitBefore && report.commitAfter !== report.commitBefore
+    ? `${shortSha(report.commitBefore)} → ${shortSha(report.commitAfter)}`
+    : shortSha(report?.commitAfter ?? report?.commitBefore);
+  const duration = report?.durationMs !== undefined ? formatDuration(report.durationMs) : report?.at && running ? formatDuration(now - Date.parse(report.at)) : "";
+  const head = `  ${[paint(colourOf(state), `${MARKS[state] ?? "·"} ${printable(node).padEnd(width)}  ${state.padEnd(9)}`), commits.padEnd(17), duration.padStart(7)].join("  ")}`;
+  const reason = printable(report?.reason ?? "");
+  if (!reason) return [head.trimEnd()];
+  const line = `${head}  ${paint("dim", reason)}`;
+  if (visibleLength(line) <= columns) return [line];
+  return [head.trimEnd(), ...wrap(reason, Math.max(20, columns - 6)).map((part) => `      ${paint("dim", part)}`)];
 }
 
-/** Rows under a heading, each column as wide as its widest cell. */
-export function table(heading: string[], cells: string[][]): string[] {
-  const rows = cells.map((row) => row.map((cell) => printable(cell ?? "")));
-  const widths = heading.map((cell, i) => Math.max(cell.length, ...rows.map((row) => (row[i] ?? "").length)));
-  return [heading, ...rows].map((row) => row.map((cell, i) => (cell ?? "").padEnd(widths[i])).join("  ").trimEnd());
+/** A piece of the view, keyed by what it says: in a log (not a terminal) a piece is written once per key. */
+export interface Part {
+  key: string;
+  lines: string[];
+  /** Drawn on a terminal only (a log has the rollout's progress line instead). */
+  terminalOnly?: boolean;
 }
 
-export function deploymentsTable(list: Deployment[], now: number): string[] {
-  return table(
-    ["ID", "WHAT", "STATE", "NODES", "CREATED"],
-    list.map((d) => {
-      const ids = nodeIds(d);
-      const good = ids.filter((node) => GOOD.has(d.nodes[node]?.state ?? "")).length;
-      return [d.id, describe(d), d.state, `${good}/${ids.length}`, ago(d.createdAt, now)];
-    }),
-  );
-}
-
-export function nodesTable(list: NodeInfo[], now: number): string[] {
-  return table(
-    ["NODE", "GROUPS", "BRANCH", "COMMIT", "BUSY", "ONLINE", "LAST SEEN"],
-    list.map((n) => [n.node, n.groups.join(",") || "-", n.branch ?? "-", short(n.commit) || "-", n.busy ? "yes" : "no", n.online ? "yes" : "NO", ago(n.lastSeen, now)]),
-  );
-}
-
-/** `line` cut to `columns` visible characters, keeping its colour codes, so a redraw never wraps. */
-export function clip(line: string, columns: number): string {
-  let visible = 0;
-  let out = "";
-  for (const part of line.split(/(\x1b\[[0-9;]*m)/)) {
-    if (part.startsWith("\x1b[")) {
-      out += part;
-      continue;
+/** The whole deployment: heading, rollout progress, nodes (wave by wave), reason, rollback, summary. */
+export function deploymentParts(d: Deployment, now: number, paint: Paint = plain, columns = Infinity): Part[] {
+  const ids = nodeIds(d);
+  const width = Math.max(4, ...ids.map((node) => printable(node).length));
+  const took = d.finishedAt ? `took ${formatDuration(durationOf(d, now))}` : formatDuration(durationOf(d, now));
+  const what = `${describeDeployment(d)}  ${paint("dim", took)}`;
+  // On a narrow terminal what it does goes under its id instead of being cut off.
+  const top = visibleLength(`${d.id}  ${what}`) <= columns ? [`${paint("bold", d.id)}  ${what}`] : [paint("bold", d.id), `  ${what}`];
+  const parts: Part[] = [{ key: "head", lines: top }];
+  const progress = waveSummary(d, now);
+  if (progress) parts.push({ key: `progress ${progress.replace(/baking \d+ s/, "baking")}`, lines: [`  ${progress}`] });
+  if (d.state === "paused") {
+    parts.push({ key: `paused ${d.pausedAfter}`, lines: [`  ${paint("magenta", `paused after wave ${d.pausedAfter}: approve with deploy.ts approve ${d.id} (or stop it with deploy.ts abort ${d.id})`)}`] });
+  }
+  const waveOf = new Map((d.waves ?? []).flatMap((wave, i) => wave.nodes.map((node) => [node, i] as const)));
+  let heading: number | undefined;
+  for (const node of ids) {
+    const wave = waveOf.get(node);
+    if (d.waves && d.waves.length > 1 && wave !== undefined && wave !== heading) {
+      heading = wave;
+      parts.push({ key: `wave ${wave}`, lines: [`  ${paint("dim", `wave ${wave + 1} · ${d.waves[wave].state}`)}`], terminalOnly: true });
     }
-    const chars = [...part];
-    const room = columns - visible;
-    if (chars.length > room) return `${out}${chars.slice(0, Math.max(0, room - 1)).join("")}…\x1b[0m`;
-    out += part;
-    visible += chars.length;
+    const idle = wave !== undefined && d.waves![wave].state === "pending" ? "pending" : "waiting";
+    const report = d.nodes[node];
+    parts.push({ key: `node ${node} ${report?.state ?? idle}`, lines: renderNode(node, report, { width, now, paint, idle, columns }) });
+  }
+  if (d.reason) parts.push({ key: `reason ${d.reason}`, lines: wrap(printable(d.reason), Math.max(20, columns - 2)).map((part) => `  ${paint(colourOf(d.state), part)}`) });
+  if (d.rollback) {
+    parts.push({ key: `rollback ${d.rollback.state}`, lines: [`  ${paint(colourOf(d.rollback.state), `rollback ${d.rollback.state}`)}: nodes it changed, back to their commit before`] });
+    for (const [node, run] of Object.entries(d.rollback.nodes)) {
+      const report = { state: run.state as NodeReport["state"], at: "", commitAfter: run.commitAfter ?? run.commit, ...(run.reason ? { reason: run.reason } : {}) };
+      parts.push({ key: `rollback ${node} ${run.state}`, lines: renderNode(node, report, { width, now, paint, columns }) });
+    }
+  }
+  const state = d.state.replace("_", " ").toUpperCase();
+  parts.push({ key: "summary", lines: [`  ${paint("bold", paint(colourOf(d.state), state))}  ${countsPhrase(d.counts ?? {}, ", ") || "no nodes"}`] });
+  return parts;
+}
+
+/** The whole deployment as lines, as `status ID` prints it and a terminal redraws it. */
+export function renderDeployment(d: Deployment, now: number, paint: Paint = plain, columns = Infinity): string[] {
+  return deploymentParts(d, now, paint, columns).flatMap((part) => part.lines);
+}
+
+/** The last lines of output of every node whose update or check failed, each line printable and clipped to `columns`. */
+export function failureTails(d: Deployment, columns = Infinity, count = 20): string[] {
+  const out: string[] = [];
+  for (const node of nodeIds(d)) {
+    const report = d.nodes[node];
+    const tail = report && (report.state === "failed" || report.state === "unhealthy") ? outputTail(report.output, count) : [];
+    if (tail.length === 0) continue;
+    out.push(clip(`output of ${printable(node)} (last ${tail.length} line${tail.length === 1 ? "" : "s"}):`, columns));
+    for (const line of tail) out.push(clip(`  ${printable(line)}`, columns));
   }
   return out;
 }
