@@ -58,6 +58,23 @@ test.concurrent("with rollback on failure, a failing update interrupted by a SIG
   }),
 );
 
+test.concurrent("after a SIGKILL mid-update with a newer update queued behind it, the newer one runs from the commit before the interrupted one", () =>
+  withNodes([{ id: "n1" }], async (t) => {
+    await t.start("n1");
+    const v2 = await updatedTo(t, "n1", "v2");
+    const interrupted = await startGatedUpdate(t, "n1");
+    const v4 = t.origin.commit("master", { "app.txt": "v4\n" }, "v4");
+    const newer = await t.send({ command: "update", args: { branch: "master", commit: v4 } });
+    await crashAndRestart(t, "n1", interrupted.pid);
+    interrupted.open();
+    expect(await t.outcome(newer, "n1")).toMatchObject({ state: "succeeded", commitBefore: v2, commitAfter: v4 });
+    const skipped = await t.fleet.waitState(interrupted.cmd.deployment, "n1", ["succeeded", "skipped"]);
+    expect([skipped.state, skipped.reason?.split(" ")[0]]).toEqual(["skipped", "superseded:"]);
+    expect(t.runs("n1").at(-1)).toContain(`commit=${v4} previous=${v2}`);
+    expect(await t.outcome(await t.send({ command: "rollback", args: {} }), "n1")).toMatchObject({ state: "succeeded", commitAfter: v2 });
+  }),
+);
+
 test.concurrent("rollback takes a commit of the node's branch or the recorded one (on its own branch), and refuses one only on a feature branch", () =>
   withNodes([{ id: "n1" }], async (t) => {
     await t.start("n1");

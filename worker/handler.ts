@@ -87,14 +87,17 @@ export function createHandler(options: HandlerOptions) {
     busy = true;
     let outcome: Outcome;
     try {
-      // Read once; a command interrupted by a crash goes on from where its first run started.
-      const running = store.state.running;
-      const from = running?.id === command.id && running.from ? running.from : await position(settings.repo);
+      // HEAD is read once. A command interrupted by a crash may have moved it halfway: until a command
+      // that moves the checkout has finished since, the next one starts from where that one started
+      // (the redelivered copy goes on from there; a newer update that superseded it starts there too).
+      const unsettled = store.state.running?.from;
+      const moves = command.command === "update" || command.command === "rollback";
+      const from = moves && unsettled ? unsettled : await position(settings.repo);
       // received and started go out at once; their confirms are awaited with the outcome's, before the ack.
       const pending: Promise<void>[] = [];
       if (!ping) {
         pending.push(report(event(command, "received")));
-        store.begin(command.id, from);
+        store.begin(command.id, unsettled ?? from);
         pending.push(report(event(command, "started")));
       }
       outcome = await execute(command, { settings, state: store.state, from, onSpawn: (pid) => store.spawned(stampOf(pid)) });
