@@ -10,6 +10,7 @@
  * in a heartbeat, finish the command in hand, then exit 0.
  */
 import { connectBroker } from "./shared/broker.ts";
+import { brokerSettings } from "./shared/broker-settings.ts";
 import { ConfigError } from "./shared/config.ts";
 import { createLogger, type Logger } from "./shared/log.ts";
 import { createConsumer } from "./worker/consumer.ts";
@@ -79,7 +80,7 @@ export function startConsuming(settings: Settings, log: Logger, store: Store) {
   const { ARBEIDER_NODE_ID: node, ARBEIDER_FLEET: fleet } = settings.env;
   // `setup` first runs once the connection is open, after `consumer` below exists.
   const broker = connectBroker({
-    urls: settings.env.AMQP_URL,
+    ...brokerSettings(settings.env),
     log,
     name: `arbeider-worker ${fleet}/${node}`,
     setup: (channel, connection) => consumer.setup(channel, connection),

@@ -4,8 +4,10 @@
  * worker.ts` per node on its own clone (ready once it logs that it consumes),
  * plus the origin repository and clones they work on.
  */
+import amqp from "amqplib";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { declareExchanges } from "../shared/topology.ts";
 import { cloneNode, git, waitUntil } from "../tests/helpers.ts";
 import { freePort, type Harness, type Proc } from "./harness.ts";
 import type { Tap } from "./tap.ts";
@@ -98,8 +100,20 @@ export function makeRepos(dir: string): Repos {
   return { origin, commit, clone: (name) => cloneNode(origin, join(dir, name)) };
 }
 
-/** `bun worker.ts` (or `argv`) as `node` on `repo`; resolves once it consumes. */
+/** Fleets whose exchanges this run declared. */
+const declared = new Set<string>();
+
+/**
+ * `bun worker.ts` (or `argv`) as `node` on `repo`; resolves once it consumes.
+ * The fleet's exchanges are declared first, as a webhook would (a worker declares only its queue).
+ */
 export async function startWorker(h: Harness, fleet: string, node: string, repo: string, argv = ["bun", "worker.ts"]): Promise<Proc> {
+  if (!declared.has(fleet)) {
+    const connection = await amqp.connect(h.amqpUrl);
+    await declareExchanges(await connection.createConfirmChannel(), fleet);
+    await connection.close();
+    declared.add(fleet);
+  }
   const proc = h.spawn(argv, {
     ARBEIDER_FLEET: fleet,
     ARBEIDER_NODE_ID: node,

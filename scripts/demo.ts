@@ -122,6 +122,8 @@ async function removeFleet(fleet: string): Promise<void> {
       for (const node of NODES) await channel.deleteQueue(n.nodeQueue(node));
       await channel.deleteQueue(n.history);
       await channel.deleteQueue(n.heartbeats);
+      await channel.deleteQueue(n.dead);
+      await channel.deleteExchange(n.dead);
       await channel.deleteQueue(n.driver);
       await channel.deleteExchange(n.commands);
       await channel.deleteExchange(n.events);

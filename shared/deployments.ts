@@ -9,7 +9,7 @@
  * served is shared/served.ts; the rollout rules are shared/rollout.ts.
  */
 import type { Command, Event } from "./protocol.ts";
-import { commandKind, type Decision } from "./records.ts";
+import { commandKind, type Decision, type ReportDecision } from "./records.ts";
 import { toleratedFailures, type Strategy } from "./strategy.ts";
 
 export type NodeState = Exclude<Event["state"], "created">;
@@ -66,6 +66,8 @@ export interface DeploymentRecord {
   counted: Map<string, { state: "missing" | "unhealthy"; reason: string; at: string }>;
   rollback?: { at: string; nodes: Map<string, string> };
   catchUps: Map<string, { attempt: number; at: string; seen: string | null }>;
+  /** Reports of its states to CI providers and URLs, by target and event, in the order first recorded. */
+  reports: Map<string, ReportEntry>;
   /** Missing marks of the sweep: this process's conclusion from the clock and heartbeats. */
   marks: Map<string, { at: string; reason: string }>;
   /** The latest time anything in the record happened. */
@@ -94,6 +96,7 @@ export function createRecord(id: string): DeploymentRecord {
     approved: new Set(),
     counted: new Map(),
     catchUps: new Map(),
+    reports: new Map(),
     marks: new Map(),
     lastAt: 0,
     expired: false,
@@ -170,12 +173,60 @@ export function applyEvent(record: DeploymentRecord, event: Event): boolean {
 
 /** Folds one driver decision in; returns whether it changed anything. */
 export function applyDecision(record: DeploymentRecord, d: Decision): boolean {
+  if (d.decision === "report") return foldReport(record, d);
   const changed = decide(record, d);
   if (changed) touch(record, d.at);
   return changed;
 }
 
-function decide(record: DeploymentRecord, d: Decision): boolean {
+/** One report of one state to one target, folded from its outbox records. */
+export interface ReportEntry {
+  delivery: string;
+  target: string;
+  event: string;
+  state: ReportDecision["state"];
+  attempts: number;
+  /** When its latest record was written, and when its first one was: the state change it reports. */
+  at: string;
+  since: string;
+  remote?: string;
+  reason?: string;
+}
+
+export const reportKey = (target: string, event: string) => `${target} ${event}`;
+
+/**
+ * A report record: the first delivery of a (target, event) is the one that
+ * counts; it ends once, delivered or failed, and a pending record never
+ * reopens it. It never moves the deployment's own clock (`lastAt`): when a
+ * deployment finished is not when it was reported.
+ */
+function foldReport(record: DeploymentRecord, d: ReportDecision): boolean {
+  const key = reportKey(d.target, d.event);
+  const known = record.reports.get(key);
+  const attempts = d.attempts ?? 0;
+  if (known && known.state !== "pending") return false;
+  if (known && d.state === "pending") {
+    const same = d.delivery === known.delivery && attempts === known.attempts && (d.remote ?? known.remote) === known.remote && d.reason === known.reason;
+    if (d.delivery !== known.delivery || attempts < known.attempts || same) return false;
+  }
+  const entry: ReportEntry = {
+    delivery: known?.delivery ?? d.delivery,
+    target: d.target,
+    event: d.event,
+    state: d.state,
+    attempts: Math.max(attempts, known?.attempts ?? 0),
+    at: d.at,
+    since: known?.since ?? d.at,
+  };
+  const remote = d.remote ?? known?.remote;
+  if (remote !== undefined) entry.remote = remote;
+  if (d.reason !== undefined) entry.reason = d.reason;
+  record.reports.set(key, entry);
+  return true;
+}
+
+function decide(record: DeploymentRecord, d: Exclude<Decision, ReportDecision>): boolean {
   switch (d.decision) {
     case "wave":
       if (record.started.length >= d.wave) return false;

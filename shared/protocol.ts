@@ -167,7 +167,7 @@ export function names(fleet: string) {
     events: `${prefix}.events`,
     history: `${prefix}.history`,
     heartbeats: `${prefix}.heartbeats`,
-    /** Where quorum node queues dead-letter a command redelivered past their delivery limit. */
+    /** Fanout exchange and queue of commands a quorum node queue dead-lettered. */
     dead: `${prefix}.dead`,
     /** The rollout driver's election queue (single active consumer). */
     driver: `${prefix}.driver`,

@@ -15,6 +15,7 @@ describe("WorkerEnv", () => {
       ARBEIDER_FLEET: "default",
       LOG_LEVEL: "info",
       ARBEIDER_QUEUE_TYPE: "classic",
+      ARBEIDER_CONFIRM_TIMEOUT: 10,
       ARBEIDER_VERIFY_KEY_FILE: ["/etc/arbeider/verify.pem"],
       ARBEIDER_NODE_ID: hostname(),
       ARBEIDER_GROUPS: [],

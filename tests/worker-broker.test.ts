@@ -20,7 +20,7 @@ test.concurrent("a worker whose commands exchange is missing says so and retries
     await t.fleet.channel.deleteExchange(commands);
     const worker = startProcess(["bun", "worker.ts"], t.envOf("n1"));
     try {
-      await worker.waitForLog(`the exchange ${commands} does not exist: is the webhook running, with ARBEIDER_FLEET=${t.fleet.fleet}?`);
+      await worker.waitForLog(`NOT_FOUND - no exchange '${commands}' in vhost '/'\\" (is the webhook running, with the same ARBEIDER_FLEET? It declares the exchanges)`);
       expect(worker.child.exitCode).toBeNull();
       await t.fleet.channel.assertExchange(commands, "topic", { durable: true });
       await worker.waitForLog('"msg":"consuming"', 30_000);

@@ -134,12 +134,6 @@ describe("explainRefusal (the node queue's declaration)", () => {
   const refused = (code: number, text: string) => Object.assign(new Error(`Operation failed: QueueDeclare; ${code} with message "${text}"`), { code });
   const table: [string, Error, string, string][] = [
     [
-      "no commands exchange",
-      refused(404, "NOT_FOUND - no exchange 'arbeider.shop.commands' in vhost '/'"),
-      "Error",
-      "the exchange arbeider.shop.commands does not exist: is the webhook running, with ARBEIDER_FLEET=shop?",
-    ],
-    [
       "a quorum queue where classic is configured",
       refused(406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': received 'classic' but current is 'quorum'"),
       "ConfigError",
@@ -158,6 +152,7 @@ describe("explainRefusal (the node queue's declaration)", () => {
       "ARBEIDER_QUEUE_TYPE: queue arbeider.shop.node.web-1 exists with other arguments than this worker declares (inequivalent arg 'x-dead-letter-exchange')",
     ],
     ["an access refusal, as it is", refused(403, "ACCESS_REFUSED - access to exchange 'x' refused"), "Error", "Operation failed: QueueDeclare; 403"],
+    ["no commands exchange, as it is (retried)", refused(404, "NOT_FOUND - no exchange 'arbeider.shop.commands' in vhost '/'"), "Error", "Operation failed: QueueDeclare; 404"],
   ];
   test("a refusal naming another argument, for a queue that accepts the other type's arguments", () => {
     const error = refused(406, "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost '/': received the value 'd' of type 'longstr' but current is none");

@@ -161,7 +161,8 @@ export function createDriver(options: DriverOptions) {
   }
 
   view.subscribe((message) => {
-    if (message.kind === "record" && message.record.kind === "decision") pending.delete(message.record.decision.deployment);
+    // A report record is not the echo of a rollout decision: it must not end the wait for one.
+    if (message.kind === "record" && message.record.kind === "decision" && message.record.decision.decision !== "report") pending.delete(message.record.decision.deployment);
     if (message.kind === "change") {
       const record = view.record(message.id);
       if (!record) return;

@@ -2,10 +2,10 @@
  * The node's queue, declared from the worker's side. A worker declares no
  * exchange (the webhook does): only its own queue and bindings, on a channel of
  * its own, since a refused declaration closes the channel it was made on. What
- * the broker refuses is said in words an operator can act on: a missing
- * commands exchange is retried (with the broker module's backoff) until the
- * webhook has declared it; a queue that exists with another type or other
- * arguments is a configuration error, which ends the worker with status 2.
+ * the broker refuses is said in words an operator can act on: a queue that
+ * exists with another type or other arguments is a configuration error, which
+ * ends the worker with status 2; anything else (a commands exchange the
+ * webhook has not declared yet) is retried with the broker module's backoff.
  */
 import type { Connection } from "../shared/broker.ts";
 import { ConfigError } from "../shared/config.ts";
@@ -26,10 +26,8 @@ export interface QueueOf {
 export function explainRefusal(error: unknown, where: QueueOf): Error {
   const { code, message } = error as { code?: unknown; message?: unknown };
   const text = String(message ?? error);
-  const { fleet, queue, queueType } = where;
-  if (code === 404 && text.includes("no exchange")) {
-    return new Error(`the exchange ${names(fleet).commands} does not exist: is the webhook running, with ARBEIDER_FLEET=${fleet}? (it declares the exchanges; retrying)`, { cause: error });
-  }
+  const { queue, queueType } = where;
+  // Anything else (a missing commands exchange: the broker module explains it) is retried as it is.
   if (code !== 406) return error instanceof Error ? error : new Error(text);
   const remedy = `delete the queue while the worker is stopped (rabbitmqctl delete_queue ${queue}; the commands queued in it go too)`;
   const named = text.includes("'x-queue-type'") ? (/current is (?:the value )?'(\w+)'/.exec(text)?.[1] ?? "classic") : undefined;
