@@ -68,6 +68,15 @@ const list = (pattern: RegExp, message: string) =>
     v.check((items) => items.every((item) => pattern.test(item)), message),
   );
 
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
 const fileList = v.pipe(
   v.string(),
   v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
@@ -153,6 +162,11 @@ export const WorkerEnv = v.object({
   ARBEIDER_ROLLBACK_ON_FAILURE: boolean(false),
   ARBEIDER_STATE_FILE: v.optional(v.string()),
   ARBEIDER_HEARTBEAT_SECONDS: integer(15, 1, 3600),
+  ARBEIDER_HEALTH_CMD: v.optional(v.string()),
+  ARBEIDER_HEALTH_URL: v.optional(v.pipe(v.string(), v.check(isHttpUrl, "must be an http:// or https:// URL"))),
+  ARBEIDER_HEALTH_TIMEOUT: integer(60, 1, 3600),
+  ARBEIDER_HEALTH_INTERVAL: integer(2, 1, 600),
+  ARBEIDER_ALLOWED_SIGNERS: v.optional(v.string()),
 });
 export type WorkerEnv = v.InferOutput<typeof WorkerEnv>;
 
