@@ -78,7 +78,9 @@ export function createDriver(options: DriverOptions) {
     try {
       await options.record(decision);
       await sendAll(record, sends);
-      log.info("rollout decision", { deployment: record.id, decision: decision.decision, nodes: sends.map((s) => s.node) });
+      const about = "node" in decision ? { node: decision.node } : {};
+      const why = "reason" in decision ? { reason: decision.reason } : {};
+      log.info("rollout decision", { deployment: record.id, decision: decision.decision, ...about, ...why, nodes: sends.map((s) => s.node) });
     } catch (error) {
       pending.delete(record.id);
       log.warn("rollout decision not recorded; trying again", { deployment: record.id, decision: decision.decision, error: (error as Error).message });
