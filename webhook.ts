@@ -10,16 +10,21 @@
  */
 import { readFileSync } from "node:fs";
 import { connectBroker } from "./shared/broker.ts";
+import { brokerSettings } from "./shared/broker-settings.ts";
 import { ConfigError, loadConfig, readVerifyKeyFiles, WebhookEnv } from "./shared/config.ts";
 import { createLogger, type Logger } from "./shared/log.ts";
 import { parseSigningKey, verifyKeyOf, type SigningKey, type VerifyKey } from "./shared/signing.ts";
 import { createApp } from "./webhook/app.ts";
+import { setupDeadLetters } from "./webhook/dead-letters.ts";
 import { createCommandSender } from "./webhook/deployer.ts";
 import { createDriver } from "./webhook/driver.ts";
 import { followHistory } from "./webhook/history.ts";
 import { createMetrics } from "./webhook/metrics.ts";
 import { checkProviderPairs } from "./webhook/providers.ts";
 import { createRecorder, createSealer } from "./webhook/records.ts";
+import { DEFAULT_POLICY } from "./webhook/delivery.ts";
+import { checkReportConfig, reportSecrets, reportTargets } from "./webhook/report-targets.ts";
+import { createReporter } from "./webhook/reporter.ts";
 import { serve, type Server } from "./webhook/serve.ts";
 import { createView } from "./webhook/view.ts";
 
@@ -27,6 +32,7 @@ import { createView } from "./webhook/view.ts";
 export function loadWebhookConfig(env: Record<string, string | undefined>): WebhookEnv {
   const config = loadConfig(WebhookEnv, env);
   checkProviderPairs(config);
+  checkReportConfig(config);
   return config;
 }
 
@@ -92,24 +98,38 @@ export async function main(env: Record<string, string | undefined> = process.env
     broker.publish(exchange, key, body, options);
   const metrics = createMetrics();
   const send = createCommandSender({ signingKey, publish, fleet: config.ARBEIDER_FLEET });
+  const record = createRecorder({ fleet: config.ARBEIDER_FLEET, sealer, publish });
   const driver = createDriver({
     fleet: config.ARBEIDER_FLEET,
     view,
-    record: createRecorder({ fleet: config.ARBEIDER_FLEET, sealer, publish }),
+    record,
     send: (command) => send(command).then(() => metrics.published(command.command)),
     log,
     converge: config.ARBEIDER_CONVERGE,
     queueType: config.ARBEIDER_QUEUE_TYPE,
   });
+  // Reporting back (README "Reporting back"): the driver reports each state change, beside the rollouts.
+  const targets = reportTargets(config);
+  const reporter = targets.length === 0 ? undefined : createReporter({
+    view,
+    record,
+    targets,
+    driving: () => driver.driving,
+    metrics,
+    log,
+    secrets: reportSecrets(config),
+    policy: { ...DEFAULT_POLICY, timeoutMs: config.ARBEIDER_REPORT_TIMEOUT * 1000 },
+  });
   const history = followHistory({ fleet: config.ARBEIDER_FLEET, maxAge: config.ARBEIDER_HISTORY_MAX_AGE, view, log, sealer });
   const broker = connectBroker({
-    urls: config.AMQP_URL,
+    ...brokerSettings(config),
     log,
     name: `arbeider webhook ${config.ARBEIDER_FLEET}`,
-    // Runs on every (re)connect: topology, heartbeats and the history read up to its end, then the driver's election.
+    // Runs on every (re)connect: topology, heartbeats and the history read up to its end, the driver's election, dead letters.
     setup: async (channel, connection) => {
       await history(channel, connection);
       await driver.setup(channel, connection);
+      await setupDeadLetters(channel, connection, { fleet: config.ARBEIDER_FLEET, queueType: config.ARBEIDER_QUEUE_TYPE, log, publish, verifyKeys });
     },
   });
   // Awaited nodes that will not report are marked missing by the clock, not only by events.
@@ -128,6 +148,7 @@ export async function main(env: Record<string, string | undefined> = process.env
   log.info("stopping", { signal });
   clearInterval(ticker);
   driver.stop();
+  reporter?.stop();
   await server.close();
   await broker.close();
   log.info("stopped");

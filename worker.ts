@@ -6,10 +6,11 @@
  * (README, "Worker"); run it as `bun worker.ts` or `deno run -A worker.ts`.
  *
  * The story of the process: load and check the configuration, lock the
- * checkout, clean up after a crash, connect and consume, and on SIGTERM finish
- * the command in hand, then exit 0.
+ * checkout, clean up after a crash, connect and consume, and on SIGTERM say so
+ * in a heartbeat, finish the command in hand, then exit 0.
  */
 import { connectBroker } from "./shared/broker.ts";
+import { brokerSettings } from "./shared/broker-settings.ts";
 import { ConfigError } from "./shared/config.ts";
 import { createLogger, type Logger } from "./shared/log.ts";
 import { createConsumer } from "./worker/consumer.ts";
@@ -43,31 +44,34 @@ export function claimCheckout(settings: Settings): { lock: Lock; store: Store } 
 
 /**
  * A command that was running when the worker died (SIGKILL, power loss) may
- * have left its update script running in its own process group. End that
- * group before consuming, so the redelivered command does not run beside it.
+ * have left children running in their own process groups: a git fetch, its
+ * update script. End every group it recorded before consuming, so the
+ * redelivered command does not run beside them. The record of the command
+ * stays: its redelivery goes on from where its first run started.
  */
 export async function endInterruptedCommand(store: Store, log: Logger): Promise<void> {
   const running = store.state.running;
-  if (!running) return;
-  if (running.group && groupStillOurs(running.group)) {
-    log.warn("ending the processes of a command interrupted by a crash", { command: running.id, pgid: running.group.pid });
-    await killGroup(running.group.pid, 5000);
-  }
-  store.update((state) => ({ ...state, running: undefined }));
+  const ours = (running?.groups ?? []).filter((stamp) => groupStillOurs(stamp));
+  if (ours.length === 0) return;
+  log.warn("ending the processes of a command interrupted by a crash", { command: running!.id, pgids: ours.map((stamp) => stamp.pid) });
+  await Promise.all(ours.map((stamp) => killGroup(stamp.pid, 5000)));
 }
 
-/** Resolves on the first SIGTERM or SIGINT; a second one ends the process at once. */
+/**
+ * Resolves on the first SIGTERM or SIGINT; a second one ends the process at
+ * once. One listener per signal, counting: a listener added while a signal is
+ * being delivered may be called for that same signal (Deno does so).
+ */
 export function untilStopSignal(log: Logger): Promise<string> {
   return new Promise((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.on(signal, () => {
-        log.warn("second stop signal; exiting without finishing the command", { signal });
-        process.exit(1);
-      });
-      resolve(signal);
+    let received = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (++received === 1) return resolve(signal);
+      log.warn("second stop signal; exiting without finishing the command", { signal });
+      process.exit(1);
     };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
   });
 }
 
@@ -76,10 +80,10 @@ export function startConsuming(settings: Settings, log: Logger, store: Store) {
   const { ARBEIDER_NODE_ID: node, ARBEIDER_FLEET: fleet } = settings.env;
   // `setup` first runs once the connection is open, after `consumer` below exists.
   const broker = connectBroker({
-    urls: settings.env.AMQP_URL,
+    ...brokerSettings(settings.env),
     log,
     name: `arbeider-worker ${fleet}/${node}`,
-    setup: (channel) => consumer.setup(channel),
+    setup: (channel, connection) => consumer.setup(channel, connection),
   });
   const heartbeats = startHeartbeats({ settings, log, broker, busy: () => consumer.busy });
   const consumer = createConsumer({
@@ -87,8 +91,9 @@ export function startConsuming(settings: Settings, log: Logger, store: Store) {
     log,
     store,
     broker,
-    afterCommand: () => void heartbeats.beat(),
+    afterCommand: (at) => void heartbeats.beat(at),
     onFatal(error) {
+      if (error instanceof ConfigError) exitOnConfigError(error);
       log.error("cannot go on", { error });
       process.exit(1);
     },
@@ -110,7 +115,9 @@ export async function main(): Promise<void> {
 
   const signal = await stopSignal;
   log.info("stopping: finishing the command in hand", { signal, busy: consumer.busy });
+  const saidSo = heartbeats.stopping();
   await consumer.stop();
+  await saidSo; // published before the connection closes, also when nothing was running
   heartbeats.stop();
   await broker.close();
   lock.release();

@@ -6,11 +6,13 @@
  * The three start one after another (never two starting at once), then idle
  * side by side; the median over the repetitions is reported.
  */
+import amqp from "amqplib";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, rssKiB, type Harness, type Proc } from "./harness.ts";
 import { CONSUMING, makeRepos, startWorker } from "./fleet.ts";
 import { median, result, type Result } from "./results.ts";
+import { declareExchanges } from "../shared/topology.ts";
 
 const IDLE_MS = 3000;
 
@@ -24,6 +26,10 @@ interface Variant {
 export async function workerCost(h: Harness): Promise<Result[]> {
   const reps = h.quick ? 1 : 5;
   const fleet = h.fleet("cost");
+  // No webhook runs here, and workers declare no exchange: declare the fleet's as the webhook would.
+  const connection = await amqp.connect(h.broker.amqpUrl);
+  await declareExchanges(await connection.createConfirmChannel(), fleet);
+  await connection.close();
   const repos = makeRepos(join(h.dir, "cost"));
   const variant = (name: string, start: (rep: number) => Promise<Proc>): Variant => ({ name, start, spawnMs: [], rssMiB: [] });
   const variants = [

@@ -28,6 +28,11 @@ const UPDATE_SH = `#!/bin/sh
 # Runs on each node after its checkout is at the new commit.
 echo "node $ARBEIDER_NODE_ID: now at $ARBEIDER_COMMIT (was $ARBEIDER_PREVIOUS_COMMIT)"
 `;
+// The workers' ARBEIDER_HEALTH_CMD: the app is healthy unless its VERSION says it is broken.
+const HEALTH_SH = `#!/bin/sh
+! grep -q broken VERSION
+`;
+const ROLLOUT = "waves=1/100%";
 
 /** A started process: its output goes to `.demo/logs/<name>.log` and is kept for waiting on. */
 interface Child {
@@ -54,6 +59,7 @@ function makeRepos(): { author: string; checkouts: Record<string, string> } {
   git(DEMO, "clone", "--quiet", origin, author);
   git(author, "checkout", "--quiet", "-B", "master");
   writeFileSync(join(author, "update.sh"), UPDATE_SH, { mode: 0o755 });
+  writeFileSync(join(author, "health.sh"), HEALTH_SH, { mode: 0o755 });
   writeFileSync(join(author, "VERSION"), "1\n");
   git(author, "add", "-A");
   git(author, "commit", "--quiet", "-m", "Release 1");
@@ -122,6 +128,8 @@ async function removeFleet(fleet: string): Promise<void> {
       for (const node of NODES) await channel.deleteQueue(n.nodeQueue(node));
       await channel.deleteQueue(n.history);
       await channel.deleteQueue(n.heartbeats);
+      await channel.deleteQueue(n.dead);
+      await channel.deleteExchange(n.dead);
       await channel.deleteQueue(n.driver);
       await channel.deleteExchange(n.commands);
       await channel.deleteExchange(n.events);
@@ -154,16 +162,22 @@ async function codeship(url: string, apiKey: string, build: number, status: stri
 }
 
 function printOutcome(deployment: Deployment, checkouts: Record<string, string>): void {
-  const rows = [["node", "state", "before", "after", "duration"]];
+  say(`  deployment ${deployment.id}: ${deployment.state}${deployment.reason ? ` (${deployment.reason})` : ""}`);
+  for (const [i, wave] of (deployment.waves ?? []).entries()) say(`    wave ${i + 1}: ${wave.nodes.join(", ")}: ${wave.state}`);
+  const rows = [["node", "state", "before", "after", "rolled back to"]];
   for (const node of NODES) {
     const r = deployment.nodes[node];
-    rows.push([node, r?.state ?? "-", r?.commitBefore?.slice(0, 7) ?? "-", r?.commitAfter?.slice(0, 7) ?? "-", r?.durationMs === undefined ? "-" : `${r.durationMs} ms`]);
+    const back = deployment.rollback?.nodes[node];
+    rows.push([node, r?.state ?? "never ran", r?.commitBefore?.slice(0, 7) ?? "-", r?.commitAfter?.slice(0, 7) ?? "-", back ? `${back.commit.slice(0, 7)} (${back.state})` : "-"]);
   }
   say();
   for (const row of rows) say(`  ${row.map((cell, i) => cell.padEnd([8, 11, 9, 9, 0][i])).join("")}`);
+  const reason = NODES.map((node) => deployment.nodes[node]?.reason).find(Boolean);
+  if (reason) say(`  why: ${reason}`);
   say();
   say("  checkout        commit");
-  for (const [node, dir] of Object.entries(checkouts)) say(`  .demo/${node.padEnd(9)}${git(dir, "rev-parse", "--short=7", "HEAD")} (${git(dir, "rev-parse", "--abbrev-ref", "HEAD")})`);
+  for (const [node, dir] of Object.entries(checkouts)) say(`  .demo/${node.padEnd(9)}${git(dir, "rev-parse", "--short=7", "HEAD")} (${git(dir, "rev-parse", "--abbrev-ref", "HEAD")}) ${git(dir, "show", "-s", "--format=%s", "HEAD")}`);
+  say();
 }
 
 /** The demo itself; throws on any failure, leaving the cleanup to the caller. */
@@ -180,6 +194,7 @@ async function demo(fleet: string): Promise<boolean> {
     ARBEIDER_SIGNING_KEY_FILE: keys.signing,
     ARBEIDER_API_KEY: apiKey,
     CODESHIP_PROJECT_ID: PROJECT_ID,
+    ARBEIDER_BRANCHES: `master=all;${ROLLOUT}`,
     HOST: "127.0.0.1",
     PORT: "0",
   });
@@ -187,10 +202,14 @@ async function demo(fleet: string): Promise<boolean> {
     start(node, "worker.ts", {
       ARBEIDER_FLEET: fleet,
       ARBEIDER_NODE_ID: node,
-      ARBEIDER_GROUPS: "web",
+      // The canary gets each release first.
+      ARBEIDER_GROUPS: node === NODES[0] ? "canary,web" : "web",
       ARBEIDER_REPO_DIR: checkouts[node],
       ARBEIDER_VERIFY_KEY_FILE: keys.verify,
       ARBEIDER_HEARTBEAT_SECONDS: "1",
+      ARBEIDER_HEALTH_CMD: "health.sh",
+      ARBEIDER_HEALTH_TIMEOUT: "3",
+      ARBEIDER_HEALTH_INTERVAL: "1",
     });
   }
   const port = await waitFor("the webhook to listen", () => /"msg":"listening".*?"port":(\d+)/.exec(webhook.output())?.[1]);
@@ -203,21 +222,27 @@ async function demo(fleet: string): Promise<boolean> {
   });
   say(`  webhook at ${url}; ${NODES.join(", ")} online`);
 
-  writeFileSync(join(author, "VERSION"), "2\n");
-  git(author, "commit", "--quiet", "-am", "Release 2");
-  git(author, "push", "--quiet", "origin", "master");
-  const commit = git(author, "rev-parse", "HEAD");
-  say(`  pushed ${commit.slice(0, 7)} "Release 2" to master; the CI builds it:`);
+  say(`  master rolls out with ${ROLLOUT}: ${NODES[0]} (group canary) first, then the rest; health check: health.sh`);
 
-  const build = 1000 + Math.floor(Math.random() * 9000);
-  for (const status of ["initiated", "testing", "success"]) await codeship(url, apiKey, build, status, commit, "Release 2");
-  const deployment = await waitFor("the deployment to finish", async () => {
-    const d = await api<Deployment>(`/api/deployments/codeship-${build}`);
-    return d.state === "succeeded" || d.state === "failed" ? d : undefined;
-  });
-  say(`  deployment ${deployment.id}: ${deployment.state}`);
-  printOutcome(deployment, checkouts);
-  return deployment.state === "succeeded";
+  const release = async (version: string, message: string, expected: string) => {
+    writeFileSync(join(author, "VERSION"), `${version}\n`);
+    git(author, "commit", "--quiet", "-am", message);
+    git(author, "push", "--quiet", "origin", "master");
+    const commit = git(author, "rev-parse", "HEAD");
+    say();
+    say(`  pushed ${commit.slice(0, 7)} "${message}" to master; the CI builds it:`);
+    const build = 1000 + Math.floor(Math.random() * 9000);
+    for (const status of ["initiated", "testing", "success"]) await codeship(url, apiKey, build, status, commit, message);
+    const deployment = await waitFor(`the rollout of "${message}" to finish`, async () => {
+      const d = await api<Deployment>(`/api/deployments/codeship-${build}`);
+      return d.finishedAt ? d : undefined;
+    }, 45_000);
+    printOutcome(deployment, checkouts);
+    return deployment.state === expected;
+  };
+  const first = await release("2", "Release 2", "succeeded");
+  const second = await release("3 (broken)", "Release 3, whose health check fails", "rolled_back");
+  return first && second;
 }
 
 async function main(): Promise<void> {

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Makes sure a RabbitMQ broker answers at the first address of AMQP_URL.
-# If one answers, there is nothing to do. Otherwise a private broker is started
-# on that port with its data under .rabbitmq/ (git-ignored), installing
-# Debian's rabbitmq-server first when we are root with apt. Waits until the
-# broker accepts AMQP connections.
+# If one answers (over TLS for an amqps:// URL), there is nothing to do. An
+# amqps:// URL that nobody answers is an error: no plain listener is ever
+# started for it. Otherwise a private broker is started on that port with its
+# data under .rabbitmq/ (git-ignored), installing Debian's rabbitmq-server
+# first when we are root with apt. Waits until the broker accepts AMQP
+# connections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,20 +17,53 @@ port=5672
 [[ "$hostport" == *:* ]] && port="${hostport##*:}"
 [[ "$url" == amqps://* && "$hostport" != *:* ]] && port=5671
 
-# True when something at host:port answers the AMQP 0-9-1 protocol header.
-answers() {
+tls=false
+[[ "$url" == amqps://* ]] && tls=true
+
+# Whether host:port answers the AMQP 0-9-1 protocol header: status 0 yes, 1 no,
+# 3 a TLS broker answered but the handshake failed (the reason goes to stderr).
+# A TLS listener says nothing to a plain probe, so amqps:// URLs are probed over
+# TLS, verifying the certificate as arbeider will (ARBEIDER_AMQP_CA_FILE, the
+# client certificate, NODE_EXTRA_CA_CERTS).
+probe() {
   node -e '
-    const s = require("node:net").connect({ host: process.argv[1], port: +process.argv[2] });
-    const fail = () => process.exit(1);
-    s.setTimeout(2000, fail); s.on("error", fail);
-    s.on("connect", () => s.write(Buffer.from("AMQP\x00\x00\x09\x01", "latin1")));
+    const [host, port, tls] = [process.argv[1], +process.argv[2], process.argv[3] === "true"];
+    const fs = require("node:fs"), net = require("node:net");
+    const file = (name) => process.env[name] ? fs.readFileSync(process.env[name], "utf8") : undefined;
+    const options = { host, port, servername: net.isIP(host) ? undefined : host, minVersion: "TLSv1.2" };
+    if (tls && process.env.ARBEIDER_AMQP_CA_FILE) options.ca = [file("ARBEIDER_AMQP_CA_FILE")];
+    if (tls && process.env.ARBEIDER_AMQP_CERT_FILE) Object.assign(options, { cert: file("ARBEIDER_AMQP_CERT_FILE"), key: file("ARBEIDER_AMQP_KEY_FILE") });
+    const s = tls ? require("node:tls").connect(options) : net.connect(options);
+    s.setTimeout(2000, () => process.exit(1));
+    s.on("error", (e) => {
+      if (!tls || ["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENOTFOUND"].includes(e.code)) process.exit(1);
+      process.stderr.write(`rabbitmq: a TLS broker answers at ${host}:${port} but the handshake failed: ${e.code || ""} ${String(e.message).split("\n")[0]}\n`);
+      process.exit(3);
+    });
+    s.on(tls ? "secureConnect" : "connect", () => s.write(Buffer.from("AMQP\x00\x00\x09\x01", "latin1")));
     s.on("data", (d) => process.exit(d[0] === 1 ? 0 : 1));
-  ' "$host" "$port" 2>/dev/null
+  ' "$host" "$port" "$tls"
+}
+
+# True when a broker answers; a TLS broker that refused the handshake ends the script.
+answers() {
+  local status=0
+  probe || status=$?
+  if [ "$status" = 3 ]; then
+    echo "rabbitmq: fix ARBEIDER_AMQP_CA_FILE (the CA that signed the broker's certificate), the host name in AMQP_URL, or the client certificate (ARBEIDER_AMQP_CERT_FILE, ARBEIDER_AMQP_KEY_FILE)" >&2
+    exit 1
+  fi
+  return "$status"
 }
 
 if answers; then
-  echo "rabbitmq: broker answers at $host:$port"
+  echo "rabbitmq: broker answers at $host:$port$($tls && echo ' (TLS)')"
   exit 0
+fi
+
+if $tls; then
+  echo "rabbitmq: no TLS broker answers at $host:$port. AMQP_URL asks for amqps://, and this script starts only a plain local broker: start your TLS broker (README \"TLS\") or use an amqp:// URL" >&2
+  exit 1
 fi
 
 case "$host" in

@@ -22,7 +22,10 @@ export function loadConfig<S extends v.GenericSchema>(schema: S, env: Record<str
   // Empty values count as unset, as in most shells' `VAR= cmd` habits.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
   const result = v.safeParse(schema, present, { abortEarly: true });
-  if (result.success) return result.output;
+  if (result.success) {
+    checkSharedRules(result.output as Record<string, unknown>);
+    return result.output;
+  }
   const issue = result.issues[0];
   const variable = v.getDotPath(issue) ?? "environment";
   const problem = issue.received === "undefined" ? "is required" : issue.message;
@@ -65,11 +68,36 @@ const list = (pattern: RegExp, message: string) =>
     v.check((items) => items.every((item) => pattern.test(item)), message),
   );
 
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
 const fileList = v.pipe(
   v.string(),
   v.transform((s) => s.split(",").map((item) => item.trim()).filter(Boolean)),
   v.minLength(1, "names no file"),
 );
+
+/** A PEM file for the broker's TLS: readable now, and holding a `-----BEGIN <kind>` block. */
+const pemFile = (kind: RegExp, what: string) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.rawCheck(({ dataset, addIssue }) => {
+        if (!dataset.typed) return;
+        try {
+          if (!kind.test(readFileSync(dataset.value, "utf8"))) addIssue({ message: `${dataset.value} holds no PEM ${what}` });
+        } catch (error) {
+          addIssue({ message: `cannot read ${dataset.value}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
+        }
+      }),
+    ),
+  );
 
 /** Variables both processes read. */
 export const SharedEnv = {
@@ -81,7 +109,39 @@ export const SharedEnv = {
   ARBEIDER_FLEET: v.pipe(text("default"), v.regex(FLEET_PATTERN, "must match [A-Za-z0-9_-]{1,64}")),
   LOG_LEVEL: v.optional(v.picklist(["debug", "info", "warn", "error"], "must be debug, info, warn or error"), "info"),
   ARBEIDER_QUEUE_TYPE: v.optional(v.picklist(["classic", "quorum"], "must be classic or quorum"), "classic"),
+  ARBEIDER_CONFIRM_TIMEOUT: integer(10, 1, 600),
+  ARBEIDER_AMQP_CA_FILE: pemFile(/-----BEGIN CERTIFICATE-----/, "certificate"),
+  ARBEIDER_AMQP_CERT_FILE: pemFile(/-----BEGIN CERTIFICATE-----/, "certificate"),
+  ARBEIDER_AMQP_KEY_FILE: pemFile(/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "private key"),
 };
+export type SharedConfig = v.InferOutput<v.ObjectSchema<typeof SharedEnv, undefined>>;
+
+/** Rules between shared variables, checked by loadConfig for every schema that includes SharedEnv. */
+const SHARED_RULES: { variable: string; broken: (c: Partial<SharedConfig>) => boolean; problem: string }[] = [
+  {
+    variable: "ARBEIDER_AMQP_KEY_FILE",
+    broken: (c) => c.ARBEIDER_AMQP_CERT_FILE !== undefined && c.ARBEIDER_AMQP_KEY_FILE === undefined,
+    problem: "is required with ARBEIDER_AMQP_CERT_FILE (the client certificate's private key)",
+  },
+  {
+    variable: "ARBEIDER_AMQP_CERT_FILE",
+    broken: (c) => c.ARBEIDER_AMQP_KEY_FILE !== undefined && c.ARBEIDER_AMQP_CERT_FILE === undefined,
+    problem: "is required with ARBEIDER_AMQP_KEY_FILE (the client certificate)",
+  },
+  {
+    // TLS files with no amqps:// URL mean the broker password would travel in plain text.
+    variable: "AMQP_URL",
+    broken: (c) =>
+      (c.ARBEIDER_AMQP_CA_FILE ?? c.ARBEIDER_AMQP_CERT_FILE) !== undefined && !(c.AMQP_URL ?? []).some((url) => url.startsWith("amqps://")),
+    problem: "must have amqps:// URLs when ARBEIDER_AMQP_CA_FILE or ARBEIDER_AMQP_CERT_FILE is set",
+  },
+];
+
+function checkSharedRules(config: Record<string, unknown>): void {
+  if (!("AMQP_URL" in config)) return;
+  const rule = SHARED_RULES.find((r) => r.broken(config as Partial<SharedConfig>));
+  if (rule) throw new ConfigError(rule.variable, rule.problem);
+}
 
 export const WorkerEnv = v.object({
   ...SharedEnv,
@@ -102,6 +162,11 @@ export const WorkerEnv = v.object({
   ARBEIDER_ROLLBACK_ON_FAILURE: boolean(false),
   ARBEIDER_STATE_FILE: v.optional(v.string()),
   ARBEIDER_HEARTBEAT_SECONDS: integer(15, 1, 3600),
+  ARBEIDER_HEALTH_CMD: v.optional(v.string()),
+  ARBEIDER_HEALTH_URL: v.optional(v.pipe(v.string(), v.check(isHttpUrl, "must be an http:// or https:// URL"))),
+  ARBEIDER_HEALTH_TIMEOUT: integer(60, 1, 3600),
+  ARBEIDER_HEALTH_INTERVAL: integer(2, 1, 600),
+  ARBEIDER_ALLOWED_SIGNERS: v.optional(v.string()),
 });
 export type WorkerEnv = v.InferOutput<typeof WorkerEnv>;
 
@@ -156,8 +221,59 @@ const branches = v.pipe(
   }),
 );
 
+/** An API base URL: http(s), without a trailing slash. */
+const apiUrl = (fallback: string) =>
+  v.pipe(text(fallback), v.regex(/^https?:\/\/[^\s/]+[^\s]*$/, "must be an http:// or https:// URL"), v.transform((s) => s.replace(/\/+$/, "")));
+
+/** A token sent in a header: printable, no spaces (a pasted newline would break the header). */
+const token = v.optional(v.pipe(v.string(), v.regex(/^[\x21-\x7e]+$/, "must be printable characters without spaces")));
+
+/** Where a notification goes: a URL that gets signed JSON, or a Slack incoming webhook (`slack+https://`). */
+export interface NotifyUrl {
+  kind: "notify" | "slack";
+  url: string;
+}
+
+/** ARBEIDER_NOTIFY_URLS: its errors name the item by position, never by its text (a Slack URL is a secret). */
+const notifyUrls = v.pipe(
+  v.optional(v.string(), ""),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const items = dataset.value.split(",").map((item) => item.trim()).filter(Boolean);
+    const out: NotifyUrl[] = [];
+    for (const [i, item] of items.entries()) {
+      const slack = item.startsWith("slack+");
+      const url = slack ? item.slice("slack+".length) : item;
+      if (!/^https?:\/\/[^\s/]+[^\s]*$/.test(url) || !URL.canParse(url)) {
+        addIssue({ message: `item ${i + 1} must be an http:// or https:// URL, or slack+https:// for Slack` });
+        return NEVER;
+      }
+      out.push({ kind: slack ? "slack" : "notify", url });
+    }
+    if (out.length > 999) {
+      addIssue({ message: "names more than 999 URLs" });
+      return NEVER;
+    }
+    return out;
+  }),
+);
+
+/** Reporting back (README "Reporting back"): where deployments' states are reported, and how. */
+const ReportEnv = {
+  /** The environment name reported; default: each deployment's target. */
+  ARBEIDER_ENVIRONMENT: v.optional(v.pipe(v.string(), v.regex(/^[^\x00-\x1f\x7f]{1,100}$/, "must be 1 to 100 printable characters"))),
+  GITHUB_TOKEN: token,
+  GITHUB_API_URL: apiUrl("https://api.github.com"),
+  GITLAB_API_TOKEN: token,
+  GITLAB_URL: apiUrl("https://gitlab.com"),
+  ARBEIDER_NOTIFY_URLS: notifyUrls,
+  ARBEIDER_NOTIFY_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, "must be at least 16 characters"))),
+  /** Seconds one delivery attempt may take. */
+  ARBEIDER_REPORT_TIMEOUT: integer(10, 1, 300),
+};
+
 export const WebhookEnv = v.object({
   ...SharedEnv,
+  ...ReportEnv,
   PORT: integer(8080, 0, 65_535),
   HOST: text("0.0.0.0"),
   ARBEIDER_SIGNING_KEY_FILE: v.string(),

@@ -4,13 +4,12 @@
  * per record (counters per state and per wave, so a 2,000-node deployment
  * costs no more per event than a 2-node one). It is order-tolerant (a node
  * may report before the `created` record lands) and idempotent (a
- * redelivered record changes nothing). `sweep` adds what depends on the
- * clock and on heartbeats: a node that was awaited but is gone, stopping, or
- * past its command's expiry is marked `missing`. How a record is served is
- * shared/served.ts; the rollout rules are shared/rollout.ts.
+ * redelivered record changes nothing). What depends on the clock and on
+ * heartbeats (a node marked `missing`) is shared/sweep.ts; how a record is
+ * served is shared/served.ts; the rollout rules are shared/rollout.ts.
  */
 import type { Command, Event } from "./protocol.ts";
-import { commandKind, type Decision } from "./records.ts";
+import { commandKind, type Decision, type ReportDecision } from "./records.ts";
 import { toleratedFailures, type Strategy } from "./strategy.ts";
 
 export type NodeState = Exclude<Event["state"], "created">;
@@ -67,6 +66,8 @@ export interface DeploymentRecord {
   counted: Map<string, { state: "missing" | "unhealthy"; reason: string; at: string }>;
   rollback?: { at: string; nodes: Map<string, string> };
   catchUps: Map<string, { attempt: number; at: string; seen: string | null }>;
+  /** Reports of its states to CI providers and URLs, by target and event, in the order first recorded. */
+  reports: Map<string, ReportEntry>;
   /** Missing marks of the sweep: this process's conclusion from the clock and heartbeats. */
   marks: Map<string, { at: string; reason: string }>;
   /** The latest time anything in the record happened. */
@@ -95,6 +96,7 @@ export function createRecord(id: string): DeploymentRecord {
     approved: new Set(),
     counted: new Map(),
     catchUps: new Map(),
+    reports: new Map(),
     marks: new Map(),
     lastAt: 0,
     expired: false,
@@ -171,12 +173,60 @@ export function applyEvent(record: DeploymentRecord, event: Event): boolean {
 
 /** Folds one driver decision in; returns whether it changed anything. */
 export function applyDecision(record: DeploymentRecord, d: Decision): boolean {
+  if (d.decision === "report") return foldReport(record, d);
   const changed = decide(record, d);
   if (changed) touch(record, d.at);
   return changed;
 }
 
-function decide(record: DeploymentRecord, d: Decision): boolean {
+/** One report of one state to one target, folded from its outbox records. */
+export interface ReportEntry {
+  delivery: string;
+  target: string;
+  event: string;
+  state: ReportDecision["state"];
+  attempts: number;
+  /** When its latest record was written, and when its first one was: the state change it reports. */
+  at: string;
+  since: string;
+  remote?: string;
+  reason?: string;
+}
+
+export const reportKey = (target: string, event: string) => `${target} ${event}`;
+
+/**
+ * A report record: the first delivery of a (target, event) is the one that
+ * counts; it ends once, delivered or failed, and a pending record never
+ * reopens it. It never moves the deployment's own clock (`lastAt`): when a
+ * deployment finished is not when it was reported.
+ */
+function foldReport(record: DeploymentRecord, d: ReportDecision): boolean {
+  const key = reportKey(d.target, d.event);
+  const known = record.reports.get(key);
+  const attempts = d.attempts ?? 0;
+  if (known && known.state !== "pending") return false;
+  if (known && d.state === "pending") {
+    const same = d.delivery === known.delivery && attempts === known.attempts && (d.remote ?? known.remote) === known.remote && d.reason === known.reason;
+    if (d.delivery !== known.delivery || attempts < known.attempts || same) return false;
+  }
+  const entry: ReportEntry = {
+    delivery: known?.delivery ?? d.delivery,
+    target: d.target,
+    event: d.event,
+    state: d.state,
+    attempts: Math.max(attempts, known?.attempts ?? 0),
+    at: d.at,
+    since: known?.since ?? d.at,
+  };
+  const remote = d.remote ?? known?.remote;
+  if (remote !== undefined) entry.remote = remote;
+  if (d.reason !== undefined) entry.reason = d.reason;
+  record.reports.set(key, entry);
+  return true;
+}
+
+function decide(record: DeploymentRecord, d: Exclude<Decision, ReportDecision>): boolean {
   switch (d.decision) {
     case "wave":
       if (record.started.length >= d.wave) return false;
@@ -297,77 +347,6 @@ export function reportOf(record: DeploymentRecord, node: string): NodeReport | u
 function withoutCommand(run: Run): NodeReport {
   const { command: _command, ...report } = run;
   return report;
-}
-
-/** Whether `node` has run (or refused) anything of this deployment's update: a report from itself. */
-export const hasRun = (record: DeploymentRecord, node: string) => record.runs.has(node);
-
-/** The nodes a deployment waits for right now: its expected ones, or those of its dispatched waves. */
-export function awaited(record: DeploymentRecord): string[] {
-  if (!record.plan) return record.expected;
-  return record.plan.slice(0, record.started.length).flat();
-}
-
-/** When the command a node of this deployment got expires (a wave's commands live from its start). */
-export function expiryOf(record: DeploymentRecord, node: string): number {
-  const spec = record.spec!;
-  const lifetime = Date.parse(spec.expiresAt) - Date.parse(spec.issuedAt);
-  const wave = record.waveOf.get(node);
-  const since = wave !== undefined && record.started[wave] ? Date.parse(record.started[wave]) : Date.parse(spec.issuedAt);
-  return since + lifetime;
-}
-
-/** What the sweep knows of a node from its heartbeats. */
-export interface Presence {
-  online: boolean;
-  stopping: boolean;
-  lastSeen: number;
-  periodMs: number;
-}
-
-/**
- * Marks (or unmarks) awaited nodes that will not report: past their command's
- * expiry, gone (no heartbeat for three periods), stopping before they began,
- * or silent after starting for twice the command's lifetime. Returns the
- * nodes whose mark changed.
- */
-export function sweep(record: DeploymentRecord, now: number, presence: (node: string) => Presence | undefined): string[] {
-  if (!record.spec) return [];
-  const changed: string[] = [];
-  if (!record.plan && now >= Date.parse(record.spec.expiresAt)) record.expired = true;
-  const silent = [...record.runs].filter(([, run]) => !FINAL_STATES.has(run.state)).map(([node]) => node);
-  for (const node of new Set([...awaited(record), ...silent])) {
-    const run = record.runs.get(node);
-    if (run && FINAL_STATES.has(run.state)) {
-      if (record.marks.delete(node)) changed.push(node);
-      continue;
-    }
-    const why = missingReason(record, node, run, now, presence(node));
-    const mark = record.marks.get(node);
-    if (why && !mark) {
-      record.marks.set(node, { at: new Date(why.since).toISOString(), reason: why.reason });
-      record.lastAt = Math.max(record.lastAt, why.since);
-    } else if (!why && mark) record.marks.delete(node);
-    else continue;
-    changed.push(node);
-    retally(record, node);
-  }
-  return changed;
-}
-
-/** Why an awaited node will not report, and since when; undefined while it still may. */
-function missingReason(record: DeploymentRecord, node: string, run: Run | undefined, now: number, seen: Presence | undefined): { reason: string; since: number } | undefined {
-  const expiry = expiryOf(record, node);
-  if (!run && now >= expiry) return { reason: "did not report before the command expired", since: expiry };
-  // A node silent after it started, long after any sensible ARBEIDER_TIMEOUT, will not finish.
-  const silentFor = expiry + (expiry - Date.parse(record.spec!.issuedAt));
-  if (run && now >= silentFor) return { reason: `stopped reporting after ${run.state}`, since: silentFor };
-  if (!seen || seen.online) return undefined;
-  if (seen.stopping && !run) return { reason: "its worker stopped before running the command", since: seen.lastSeen };
-  // A stopping worker finishes the command in hand: it gets its three periods to report.
-  const gone = seen.lastSeen + 3 * seen.periodMs;
-  if (seen.stopping && now <= gone) return undefined;
-  return { reason: `stopped sending heartbeats (last seen ${new Date(seen.lastSeen).toISOString()})`, since: Math.min(now, gone) };
 }
 
 /** The checkout moved and this rollout moved it: a node to send back if the rollout aborts. */

@@ -7,7 +7,8 @@
  * Pure functions of the deployment records and what the node's heartbeats
  * said; webhook/view.ts keeps the inputs, webhook/driver.ts sends catch-ups.
  */
-import { expiryOf, type DeploymentRecord } from "./deployments.ts";
+import type { DeploymentRecord } from "./deployments.ts";
+import { expiryOf } from "./sweep.ts";
 import { targetMatches } from "./protocol.ts";
 import { deploymentState } from "./served.ts";
 

@@ -65,13 +65,22 @@ const SignalArgs = v.strictObject({
 const HookArgs = v.strictObject({ name: v.pipe(v.string(), v.regex(HOOK_NAME_PATTERN, "must match [A-Za-z0-9_-]+")) });
 const NoArgs = v.strictObject({});
 
+/** The args each command takes. */
+const ARGS = {
+  update: UpdateArgs,
+  rollback: v.optional(RollbackArgs, {}),
+  signal: SignalArgs,
+  hook: HookArgs,
+  ping: v.optional(NoArgs, {}),
+};
+
 /** What a command asks for, tagged by its name: the args each command takes. */
 export const Action = v.variant("command", [
-  v.object({ command: v.literal("update"), args: UpdateArgs }),
-  v.object({ command: v.literal("rollback"), args: v.optional(RollbackArgs, {}) }),
-  v.object({ command: v.literal("signal"), args: SignalArgs }),
-  v.object({ command: v.literal("hook"), args: HookArgs }),
-  v.object({ command: v.literal("ping"), args: v.optional(NoArgs, {}) }),
+  v.object({ command: v.literal("update"), args: ARGS.update }),
+  v.object({ command: v.literal("rollback"), args: ARGS.rollback }),
+  v.object({ command: v.literal("signal"), args: ARGS.signal }),
+  v.object({ command: v.literal("hook"), args: ARGS.hook }),
+  v.object({ command: v.literal("ping"), args: ARGS.ping }),
 ]);
 export type Action = v.InferOutput<typeof Action>;
 
@@ -79,7 +88,8 @@ export const Source = v.pipe(
   v.objectWithRest({ provider: v.picklist(PROVIDERS) }, v.pipe(v.string(), v.maxLength(2000))),
 );
 
-const Envelope = v.object({
+/** The fields every command carries besides `command` and `args`. */
+const Envelope = {
   v: v.literal(PROTOCOL_VERSION),
   id: v.pipe(v.string(), v.regex(DEPLOYMENT_PATTERN, "must match [A-Za-z0-9_-]{1,128}")),
   deployment: v.pipe(v.string(), v.regex(DEPLOYMENT_PATTERN, "must match [A-Za-z0-9_-]{1,128}")),
@@ -88,10 +98,20 @@ const Envelope = v.object({
   issuedAt: Timestamp,
   expiresAt: Timestamp,
   source: Source,
-});
+};
 
-/** A signed instruction from the webhook to the nodes its target names. */
-export const Command = v.intersect([Envelope, Action]);
+/**
+ * A signed instruction from the webhook to the nodes its target names. Strict
+ * at the top level as inside `args`: a field the schema does not name is an
+ * error, not ignored, so a signed message means exactly what it says.
+ */
+export const Command = v.variant("command", [
+  v.strictObject({ ...Envelope, command: v.literal("update"), args: ARGS.update }),
+  v.strictObject({ ...Envelope, command: v.literal("rollback"), args: ARGS.rollback }),
+  v.strictObject({ ...Envelope, command: v.literal("signal"), args: ARGS.signal }),
+  v.strictObject({ ...Envelope, command: v.literal("hook"), args: ARGS.hook }),
+  v.strictObject({ ...Envelope, command: v.literal("ping"), args: ARGS.ping }),
+]);
 export type Command = v.InferOutput<typeof Command>;
 
 export const EVENT_STATES = ["created", "received", "started", "succeeded", "failed", "rejected", "skipped"] as const;
@@ -154,6 +174,8 @@ export function names(fleet: string) {
     events: `${prefix}.events`,
     history: `${prefix}.history`,
     heartbeats: `${prefix}.heartbeats`,
+    /** Fanout exchange and queue of commands a quorum node queue dead-lettered. */
+    dead: `${prefix}.dead`,
     /** The rollout driver's election queue (single active consumer). */
     driver: `${prefix}.driver`,
     nodeQueue: (node: string) => `${prefix}.node.${node}`,

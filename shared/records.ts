@@ -3,8 +3,10 @@
  * driver's decisions (a wave started, a pause, an approval, an abort, a node
  * counted failed, a rollback, a newer rollout taking over, a catch-up sent),
  * each its own signed message on `deployment.<id>`, so a restarted webhook or
- * a second replica folds the same rollout from the same records. Pure: the
- * schemas and the parse of one stream message body.
+ * a second replica folds the same rollout from the same records. The outbox
+ * of reports to CI providers and notification URLs lives here too: a
+ * delivery is recorded `pending` before it is tried and `delivered` or
+ * `failed` after. Pure: the schemas and the parse of one stream message body.
  */
 import * as v from "valibot";
 import { createHash } from "node:crypto";
@@ -13,6 +15,9 @@ import { Commit, DEPLOYMENT_PATTERN, Event, NodeId, PROTOCOL_VERSION, Timestamp,
 const Id = v.pipe(v.string(), v.regex(DEPLOYMENT_PATTERN, "must match [A-Za-z0-9_-]{1,128}"));
 const Wave = v.pipe(v.number(), v.integer(), v.minValue(1));
 const Reason = v.pipe(v.string(), v.maxLength(500));
+
+/** Where a report goes: a CI provider's API, or the n-th URL of ARBEIDER_NOTIFY_URLS (from 1). */
+export const REPORT_TARGET_PATTERN = /^(github|github-status|gitlab|(notify|slack):[1-9][0-9]{0,2})$/;
 
 const common = { v: v.literal(PROTOCOL_VERSION), deployment: Id, at: Timestamp };
 
@@ -34,8 +39,22 @@ export const Decision = v.variant("decision", [
   v.object({ ...common, decision: v.literal("supersede"), by: Id }),
   /** A node that missed this update was sent it (attempt n, seen at commit `seen`). */
   v.object({ ...common, decision: v.literal("catch-up"), node: NodeId, attempt: Wave, seen: v.nullable(v.string()) }),
+  /** A report of the deployment's state `event` to `target`: about to be tried (again), or done (webhook/reporter.ts). */
+  v.object({
+    ...common,
+    decision: v.literal("report"),
+    delivery: v.pipe(v.string(), v.uuid("must be a UUID")),
+    target: v.pipe(v.string(), v.regex(REPORT_TARGET_PATTERN, "must be github, github-status, gitlab, notify:<n> or slack:<n>")),
+    event: v.pipe(v.string(), v.regex(/^deployment\.[a-z_]{1,20}$/, "must be deployment.<state>")),
+    state: v.picklist(["pending", "delivered", "failed"]),
+    attempts: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1000))),
+    /** The provider's id of what the report created (the GitHub deployment), for the reports that follow. */
+    remote: v.optional(v.pipe(v.string(), v.maxLength(200))),
+    reason: v.optional(Reason),
+  }),
 ]);
 export type Decision = v.InferOutput<typeof Decision>;
+export type ReportDecision = Extract<Decision, { decision: "report" }>;
 
 /** A history message: a node's (or the webhook's `created`) event, or a decision. */
 export type HistoryRecord = { kind: "event"; event: Event } | { kind: "decision"; decision: Decision };

@@ -7,7 +7,8 @@
  * webhook/driver.ts records each decision in the history and sends the
  * commands it names; nothing here talks to the broker.
  */
-import { awaited, expiryOf, failures, needsRollback, type DeploymentRecord, type Presence } from "./deployments.ts";
+import { failures, needsRollback, type DeploymentRecord } from "./deployments.ts";
+import { awaited, expiryOf, type Presence } from "./sweep.ts";
 import type { Decision } from "./records.ts";
 import { deploymentState, finishedAt } from "./served.ts";
 

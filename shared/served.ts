@@ -49,6 +49,18 @@ export interface Deployment {
   pausedAfter?: number;
   rollback?: ServedRollback;
   supersededBy?: string;
+  /** Where its states were reported (CI providers, notification URLs) and how that went. */
+  reports?: ServedReport[];
+}
+
+/** One state reported to one target: `pending` while it is tried, then `delivered` or `failed`. */
+export interface ServedReport {
+  target: string;
+  event: string;
+  state: "pending" | "delivered" | "failed";
+  attempts: number;
+  at: string;
+  reason?: string;
 }
 
 /** A snapshot sent over SSE: top-level fields, and the nodes that changed (all of them when `full`). */
@@ -161,9 +173,9 @@ function origin(record: DeploymentRecord) {
 }
 
 /** The fields that change: every snapshot carries all of them (one it lacks is no longer true). */
-export const CHANGING = ["state", "counts", "finishedAt", "reason", "waves", "pausedAfter", "rollback", "supersededBy"] as const;
+export const CHANGING = ["state", "counts", "finishedAt", "reason", "waves", "pausedAfter", "rollback", "supersededBy", "reports"] as const;
 
-function changing(record: DeploymentRecord, now: number): Pick<Deployment, "state" | "counts" | "finishedAt" | "reason" | "pausedAfter" | "rollback" | "supersededBy"> & { waves?: Omit<ServedWave, "nodes">[] } {
+function changing(record: DeploymentRecord, now: number): Pick<Deployment, "state" | "counts" | "finishedAt" | "reason" | "pausedAfter" | "rollback" | "supersededBy" | "reports"> & { waves?: Omit<ServedWave, "nodes">[] } {
   const state = deploymentState(record);
   const out: ReturnType<typeof changing> = { state, counts: counts(record) };
   const end = finishedAt(record, state);
@@ -175,7 +187,15 @@ function changing(record: DeploymentRecord, now: number): Pick<Deployment, "stat
   const rollback = servedRollback(record);
   if (rollback) out.rollback = rollback;
   if (record.superseded) out.supersededBy = record.superseded.by;
+  const reports = servedReports(record);
+  if (reports) out.reports = reports;
   return out;
+}
+
+/** The reports in the order they were first recorded; undefined when there are none. */
+function servedReports(record: DeploymentRecord): ServedReport[] | undefined {
+  if (record.reports.size === 0) return undefined;
+  return [...record.reports.values()].map(({ target, event, state, attempts, at, reason }) => ({ target, event, state, attempts, at, ...(reason ? { reason } : {}) }));
 }
 
 /** The served deployment at `now` (ms), or undefined while its `created` record is unknown. */

@@ -1,7 +1,8 @@
 /**
  * Declares a fleet's exchanges and queues (README, "Architecture"). Every
- * declaration is idempotent, so the webhook and each worker declare what they
- * use whenever they connect, whoever starts first.
+ * declaration is idempotent. The webhook declares the exchanges, the streams
+ * and the dead-letter queue; each worker declares only its own queue, so a
+ * node's broker user needs no right to configure (or delete) any exchange.
  */
 import type { ConfirmChannel, Connection } from "./broker.ts";
 import type { Logger } from "./log.ts";
@@ -9,11 +10,26 @@ import { names, nodeBindings } from "./protocol.ts";
 
 const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
 
+/** Deliveries of one command to a quorum node queue before it is dead-lettered (a worker crashing on it each time). */
+export const DELIVERY_LIMIT = 5;
+
+/**
+ * Replicas of each stream: RabbitMQ uses every node of a smaller cluster, so
+ * this is min(3, cluster size) without knowing the cluster's size.
+ */
+export const STREAM_REPLICAS = 3;
+
 /** The commands and events topic exchanges. */
 export async function declareExchanges(channel: ConfirmChannel, fleet: string): Promise<void> {
   const n = names(fleet);
   await channel.assertExchange(n.commands, "topic", { durable: true });
   await channel.assertExchange(n.events, "topic", { durable: true });
+}
+
+/** The arguments of a node's queue: a quorum queue dead-letters a command delivered DELIVERY_LIMIT times. */
+export function nodeQueueArguments(fleet: string, queueType: string): Record<string, unknown> {
+  const quorum = { "x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT, "x-dead-letter-exchange": names(fleet).dead };
+  return { "x-expires": SEVEN_DAYS_MS, ...(queueType === "quorum" ? quorum : {}) };
 }
 
 /**
@@ -27,10 +43,7 @@ export async function declareNodeQueue(
 ): Promise<string> {
   const n = names(options.fleet);
   const queue = n.nodeQueue(options.node);
-  await channel.assertQueue(queue, {
-    durable: true,
-    arguments: { "x-expires": SEVEN_DAYS_MS, ...(options.queueType === "quorum" ? { "x-queue-type": "quorum" } : {}) },
-  });
+  await channel.assertQueue(queue, { durable: true, arguments: nodeQueueArguments(options.fleet, options.queueType) });
   for (const key of nodeBindings(options.node, options.groups)) await channel.bindQueue(queue, n.commands, key);
   for (const group of options.previousGroups ?? []) {
     if (!options.groups.includes(group)) await channel.unbindQueue(queue, n.commands, `group.${group}`);
@@ -39,31 +52,36 @@ export async function declareNodeQueue(
 }
 
 /**
- * A stream queue bound to the events exchange. It is declared on a channel of
- * its own: if it already exists with other arguments (set by another process
- * or by a policy), the broker refuses the declaration, and that refusal closes
- * only the side channel; the existing stream is kept.
+ * A durable queue bound to `exchange`, declared on a channel of its own: if it
+ * already exists with other arguments (set by an earlier version, another
+ * process or a policy), the broker refuses the declaration, and that refusal
+ * closes only the side channel; the existing queue is kept.
  */
-async function declareStream(
+export async function declareOrKeep(
   connection: Connection,
-  options: { fleet: string; name: string; binding: string; args: Record<string, unknown>; log: Logger },
+  options: { name: string; exchange: string; binding: string; args: Record<string, unknown>; log: Logger },
 ): Promise<string> {
-  const { name, binding } = options;
-  const events = names(options.fleet).events;
+  const { name, exchange, binding } = options;
   const side = await connection.createChannel();
   side.on("error", () => {});
   try {
-    await side.assertQueue(name, { durable: true, arguments: { "x-queue-type": "stream", ...options.args } });
-    await side.bindQueue(name, events, binding);
+    await side.assertQueue(name, { durable: true, arguments: options.args });
+    await side.bindQueue(name, exchange, binding);
     await side.close();
   } catch (error) {
-    options.log.warn("stream exists with other arguments; keeping it", { queue: name, error: (error as Error).message });
+    options.log.warn("queue exists with other arguments; keeping it", { queue: name, error: (error as Error).message });
     const check = await connection.createChannel();
     await check.checkQueue(name);
-    await check.bindQueue(name, events, binding);
+    await check.bindQueue(name, exchange, binding);
     await check.close();
   }
   return name;
+}
+
+/** A stream queue bound to the events exchange, with up to STREAM_REPLICAS replicas. */
+function declareStream(connection: Connection, o: { fleet: string; name: string; binding: string; args: Record<string, unknown>; log: Logger }) {
+  const args = { "x-queue-type": "stream", "x-initial-cluster-size": STREAM_REPLICAS, ...o.args };
+  return declareOrKeep(connection, { name: o.name, exchange: names(o.fleet).events, binding: o.binding, args, log: o.log });
 }
 
 /** The history stream: every deployment event, kept for `maxAge` (e.g. `30D`). */

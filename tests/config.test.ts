@@ -15,6 +15,7 @@ describe("WorkerEnv", () => {
       ARBEIDER_FLEET: "default",
       LOG_LEVEL: "info",
       ARBEIDER_QUEUE_TYPE: "classic",
+      ARBEIDER_CONFIRM_TIMEOUT: 10,
       ARBEIDER_VERIFY_KEY_FILE: ["/etc/arbeider/verify.pem"],
       ARBEIDER_NODE_ID: hostname(),
       ARBEIDER_GROUPS: [],
@@ -23,6 +24,8 @@ describe("WorkerEnv", () => {
       ARBEIDER_SERVICES: {},
       ARBEIDER_ROLLBACK_ON_FAILURE: false,
       ARBEIDER_HEARTBEAT_SECONDS: 15,
+      ARBEIDER_HEALTH_TIMEOUT: 60,
+      ARBEIDER_HEALTH_INTERVAL: 2,
     });
   });
 
@@ -35,8 +38,16 @@ describe("WorkerEnv", () => {
       ARBEIDER_ROLLBACK_ON_FAILURE: "true",
       ARBEIDER_SERVICES: "web=/run/web.pid,queue=/run/q.pid",
       ARBEIDER_HEARTBEAT_SECONDS: "5",
+      ARBEIDER_HEALTH_URL: "https://127.0.0.1:8443/healthz",
+      ARBEIDER_HEALTH_CMD: "bin/check",
+      ARBEIDER_HEALTH_TIMEOUT: "20",
+      ARBEIDER_HEALTH_INTERVAL: "1",
     });
     expect(config).toMatchObject({
+      ARBEIDER_HEALTH_URL: "https://127.0.0.1:8443/healthz",
+      ARBEIDER_HEALTH_CMD: "bin/check",
+      ARBEIDER_HEALTH_TIMEOUT: 20,
+      ARBEIDER_HEALTH_INTERVAL: 1,
       AMQP_URL: ["amqp://a:b@rmq-1", "amqps://a:b@rmq-2:5671"],
       ARBEIDER_VERIFY_KEY_FILE: ["/k/old.pem", "/k/new.pem"],
       ARBEIDER_GROUPS: ["web", "eu"],
@@ -67,6 +78,9 @@ describe("WorkerEnv", () => {
     ["an http broker URL", { AMQP_URL: "http://rmq" }, "AMQP_URL: must be amqp:// or amqps:// URLs"],
     ["an unknown log level", { LOG_LEVEL: "verbose" }, "LOG_LEVEL: must be debug, info, warn or error"],
     ["an unknown queue type", { ARBEIDER_QUEUE_TYPE: "stream" }, "ARBEIDER_QUEUE_TYPE: must be classic or quorum"],
+    ["a health URL of another scheme", { ARBEIDER_HEALTH_URL: "file:///etc/passwd" }, "ARBEIDER_HEALTH_URL: must be an http:// or https:// URL"],
+    ["a health URL that is no URL", { ARBEIDER_HEALTH_URL: "localhost:8080/health" }, "ARBEIDER_HEALTH_URL: must be an http:// or https:// URL"],
+    ["a health interval of zero", { ARBEIDER_HEALTH_INTERVAL: "0" }, "ARBEIDER_HEALTH_INTERVAL: must be at least 1"],
   ];
   for (const [name, env, message] of problems) {
     test(`${name} is a ConfigError naming the variable`, () => {

@@ -4,7 +4,8 @@
  * without the command having expired.
  */
 import { describe, expect, test } from "bun:test";
-import { applyEvent, createRecord, sweep, type DeploymentRecord } from "../shared/deployments.ts";
+import { applyEvent, createRecord, type DeploymentRecord } from "../shared/deployments.ts";
+import { sweep } from "../shared/sweep.ts";
 import type { Command, Event } from "../shared/protocol.ts";
 import { present } from "../shared/served.ts";
 

@@ -9,10 +9,10 @@
  * after a restart.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { command, head, sign, waitUntil } from "./helpers.ts";
-import { rollOut, settled, useStack, type Stack } from "./stack.ts";
+import { HEARTBEAT_SECONDS, rollOut, settled, useStack, type Stack } from "./stack.ts";
 
 const NODES = [{ id: "n1" }, { id: "n2" }, { id: "n3" }];
 const stack = useStack(NODES, "ft", {
@@ -61,7 +61,7 @@ describe("each node's truth", () => {
     expect((served.args as { commit: string }).commit).toBe(pinned);
     // The branch moves on; the deployment does not.
     const later = s.origin.commit("master", { VERSION: "later\n" }, "later");
-    await s.start("n3", { ARBEIDER_HEARTBEAT_SECONDS: "1" });
+    await s.start("n3", { ARBEIDER_HEARTBEAT_SECONDS: HEARTBEAT_SECONDS });
     await waitUntil(async () => (await s.api<{ nodes: Record<string, { state: string }> }>(`/api/deployments/${deployment}`)).nodes.n3?.state === "succeeded", "n3 to catch up", 20_000, 100);
     expect(head(s.repos.n3)).toBe(pinned);
     expect(head(s.repos.n3)).not.toBe(later);
@@ -100,6 +100,27 @@ describe("each node's truth", () => {
     expect(rejections[0]).toMatchObject({ node: "n1", deployment: "forged-1", reason: "bad signature" });
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     expect(metrics).toContain('arbeider_commands_rejected_total{reason="bad signature"} 1');
+  }, 60_000);
+});
+
+describe("workers that stop", () => {
+  test("a worker stopped with SIGTERM is offline at once; a rollout that still has to reach it counts it missing at once", async () => {
+    const s = stack();
+    const commit = s.origin.commit("master", { VERSION: "while stopping\n" }, "while stopping");
+    rmSync(s.marker("open"), { force: true });
+    writeFileSync(s.marker("gate-at"), commit);
+    const id = await rollOut(s, commit, "waves=1");
+    await s.fleet.waitState(id, "n1", ["started"]);
+    const stopped = Date.now();
+    await s.worker("n3").stop();
+    await waitUntil(async () => (await nodes(s)).some((n) => n.node === "n3" && !n.online), "n3 offline", 5000, 50);
+    expect(Date.now() - stopped).toBeLessThan(12_000);
+    writeFileSync(s.marker("open"), "");
+    const d = await settled(s, id, ["rolled_back", "failed", "succeeded"]);
+    expect(d.nodes.n3).toMatchObject({ state: "missing", reason: "its worker stopped before running the command" });
+    expect(d.state).toBe("rolled_back");
+    expect(Date.parse(d.finishedAt!) - Date.parse(d.createdAt)).toBeLessThan(60_000);
+    await s.start("n3", { ARBEIDER_HEARTBEAT_SECONDS: HEARTBEAT_SECONDS });
   }, 60_000);
 });
 

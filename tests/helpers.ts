@@ -158,6 +158,8 @@ export async function openFleet(prefix = "t", url = AMQP_URL, fleet = `${prefix}
       for (const node of nodes) await side.deleteQueue(n.nodeQueue(node)).catch(() => {});
       await side.deleteQueue(n.history).catch(() => {});
       await side.deleteQueue(n.heartbeats).catch(() => {});
+      await side.deleteQueue(n.dead).catch(() => {});
+      await side.deleteExchange(n.dead).catch(() => {});
       await side.deleteQueue(n.driver).catch(() => {});
       await side.deleteExchange(n.commands).catch(() => {});
       await side.deleteExchange(n.events).catch(() => {});

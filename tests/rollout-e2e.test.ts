@@ -1,28 +1,52 @@
 /**
  * Rollouts end to end: `bun webhook.ts` and ten `bun worker.ts` on real
- * checkouts of one origin, in a fleet of their own. Waves go out in order and
- * stop at a failure, exactly the nodes a rollout changed are rolled back to
- * the commit each had (their update.sh run there), max_failures and approval
+ * checkouts of one origin, in a fleet of their own, each with a health URL
+ * served by a small HTTP server of the test. Waves go out in order and stop
+ * at a failure, exactly the nodes a rollout changed are rolled back to the
+ * commit each had (their update.sh run there), max_failures and approval
  * gates hold, and abort ends a rollout. Every update.sh run is counted from
  * the markers the script writes, so "ran nothing" and "ran once" are facts.
  */
-import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { head } from "./helpers.ts";
 import { rollOut, settled, useStack, type Stack } from "./stack.ts";
+import type { Nodes } from "./worker-fixture.ts";
 
 const NODES = Array.from({ length: 10 }, (_, i) => ({ id: `n${String(i + 1).padStart(2, "0")}` }));
-const stack = useStack(NODES, "ro");
+
+/** The fleet's checkouts and markers, known once its workers start. */
+let fleet: Nodes | undefined;
+
+/** Each node's health URL: 503 while its checkout is at the commit in `markers/<node>.unhealthy-at`, else 200. */
+const health = Bun.serve({
+  port: 0,
+  hostname: "127.0.0.1",
+  fetch(request) {
+    const node = new URL(request.url).pathname.split("/").pop()!;
+    const file = fleet?.marker(`${node}.unhealthy-at`);
+    const sick = !!file && existsSync(file) && readFileSync(file, "utf8") === head(fleet!.repos[node]);
+    return new Response(sick ? "sick\n" : "ok\n", { status: sick ? 503 : 200 });
+  },
+});
+afterAll(() => health.stop(true));
+
+const stack = useStack(NODES, "ro", {
+  workerEnv: (node, nodes) => {
+    fleet = nodes;
+    return { ARBEIDER_HEALTH_URL: `http://127.0.0.1:${health.port}/health/${node}`, ARBEIDER_HEALTH_TIMEOUT: "2", ARBEIDER_HEALTH_INTERVAL: "1" };
+  },
+});
 
 /** The update.sh runs on `node` at `commit`. */
 const runsAt = (s: Stack, node: string, commit: string) => s.runs(node).filter((line) => line.includes(`commit=${commit} `));
 
 describe("rollouts in waves", () => {
-  test("waves=1,30%,100% over ten nodes: the third node fails, the rollout aborts in wave 2, exactly the nodes it changed go back", async () => {
+  test("waves=1,30%,100% over ten nodes: the third fails its health check, the rollout aborts in wave 2, exactly the nodes it changed go back", async () => {
     const s = stack();
     const before = Object.fromEntries(NODES.map(({ id }) => [id, head(s.repos[id])]));
     const commit = s.origin.commit("master", { VERSION: "ten\n" }, "release for ten");
-    writeFileSync(s.marker("n03.fail-at"), commit);
+    writeFileSync(s.marker("n03.unhealthy-at"), commit);
     const id = await rollOut(s, commit, "waves=1,30%,100%");
     const d = await settled(s, id, ["rolled_back", "failed", "succeeded"]);
     expect(d.state).toBe("rolled_back");
@@ -32,6 +56,7 @@ describe("rollouts in waves", () => {
       ["n04 n05 n06 n07 n08 n09 n10", "pending"],
     ]);
     expect(d.nodes.n03).toMatchObject({ state: "failed" });
+    expect(d.nodes.n03.reason).toStartWith("unhealthy:");
     expect(d.reason).toContain("n03 failed");
     expect(Object.keys(d.rollback!.nodes).sort()).toEqual(["n01", "n02", "n03"]);
     for (const node of ["n01", "n02", "n03"]) {

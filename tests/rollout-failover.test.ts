@@ -10,7 +10,7 @@
 import { describe, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { head, waitUntil } from "./helpers.ts";
-import { rollOut, settled, useStack, type Stack } from "./stack.ts";
+import { HEARTBEAT_SECONDS, rollOut, settled, useStack, type Stack } from "./stack.ts";
 
 const NODES = [{ id: "a", groups: ["canary"] }, { id: "b" }, { id: "c" }];
 // Short commands, so "offline past expiry" takes seconds.
@@ -112,7 +112,7 @@ describe("nodes that were away", () => {
     const done = await settled(s, id, ["succeeded"]);
     // Past the commands' 4 s lifetime: nothing queued could bring c there any more.
     await waitUntil(() => Date.now() > Date.parse(done.finishedAt!) + 4000, "the commands of both rollouts to expire", 10_000, 100);
-    await s.start("c", { ARBEIDER_HEARTBEAT_SECONDS: "1" });
+    await s.start("c", { ARBEIDER_HEARTBEAT_SECONDS: HEARTBEAT_SECONDS });
     await waitUntil(async () => (await s.api<{ nodes: Record<string, { state: string }> }>(`/api/deployments/${id}`)).nodes.c?.state === "succeeded", "c to catch up", 20_000, 100);
     expect(head(s.repos.c)).toBe(second);
     expect(runsAt(s, "c", second)).toHaveLength(1);

@@ -5,7 +5,8 @@
  * node should be and what it needs to catch up.
  */
 import { describe, expect, test } from "bun:test";
-import { applyDecision, applyEvent, createRecord, sweep, type DeploymentRecord } from "../shared/deployments.ts";
+import { applyDecision, applyEvent, createRecord, type DeploymentRecord } from "../shared/deployments.ts";
+import { sweep } from "../shared/sweep.ts";
 import { catchUp, desiredOf, driftOf, onLatest } from "../shared/fleet.ts";
 import type { Command, Event } from "../shared/protocol.ts";
 import { commandId, commandKind, type Decision } from "../shared/records.ts";

@@ -49,6 +49,13 @@ export type Stack = Nodes & {
   startReplica(): Promise<Webhook>;
 };
 
+/**
+ * The workers' heartbeat period in these tests: short, so a node that stops
+ * is seen gone in seconds, and not so short that a machine busy with many
+ * processes stalls a node past its three periods and counts it gone.
+ */
+export const HEARTBEAT_SECONDS = "2";
+
 export interface StackOptions {
   /** More variables for the webhook. */
   webhookEnv?: (nodes: Nodes) => Record<string, string>;
@@ -72,8 +79,7 @@ export async function withStack(specs: NodeSpec[], body: (stack: Stack) => Promi
         const response = await fetch(`${webhook.url}${path}`, { ...init, headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" } });
         return (await response.json()) as T;
       };
-      // Heartbeats every second, so the webhook counts the nodes as expected at once.
-      await Promise.all(specs.map((spec) => nodes.start(spec.id, { ARBEIDER_HEARTBEAT_SECONDS: "1", ...options.workerEnv?.(spec.id, nodes) })));
+      await Promise.all(specs.map((spec) => nodes.start(spec.id, { ARBEIDER_HEARTBEAT_SECONDS: HEARTBEAT_SECONDS, ...options.workerEnv?.(spec.id, nodes) })));
       await waitUntil(async () => {
         const { nodes: seen } = await api<{ nodes: { node: string; online: boolean }[] }>("/api/nodes");
         return specs.every((spec) => seen.some((n) => n.node === spec.id && n.online));

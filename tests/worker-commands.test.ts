@@ -39,6 +39,8 @@ describe("update", () => {
       await Promise.all(["a", "b", "c"].map((node) => t.start(node)));
       const v2 = t.origin.commit("master", { "app.txt": "v2\n" }, "v2");
       const web = await t.send({ command: "update", target: "group:web", args: { branch: "master", commit: v2 } });
+      // Sent only once a has run the first: queued behind it, the newer update would supersede it (backlog read-ahead).
+      await t.outcome(web, "a");
       const v3 = t.origin.commit("master", { "app.txt": "v3\n" }, "v3");
       const justA = await t.send({ command: "update", target: "node:a", args: { branch: "master", commit: v3 } });
       // A node's queue is first in, first out: once its later ping is answered, it has seen everything before.

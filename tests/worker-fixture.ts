@@ -5,7 +5,7 @@
  * checkouts, and `bun worker.ts` processes for them. `withNodes` removes
  * everything it made, whether the test passed or not.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   cloneNode,
@@ -23,14 +23,18 @@ import {
 import type { Command, Event } from "../shared/protocol.ts";
 
 /**
- * Writes what it was run with; fails when the checkout has a file `broken` (or, on one node, at the
- * commit written in `markers/<node>.fail-at`), hangs when it has `hang`,
- * and with `gate` (or at the commit written in `markers/gate-at`) waits for `markers/open` (or for the test
- * folder to go, so a failed test leaves nothing behind).
+ * Writes what it was run with; with `gate` in the checkout (or at the commit written in `markers/gate-at`)
+ * waits for `markers/open` (or for the test folder to go, so a failed test leaves nothing behind); then
+ * fails when the checkout has a file `broken` (or, on one node, at the commit written in
+ * `markers/<node>.fail-at`), and hangs when it has `hang`.
  */
 export const UPDATE_SH = `#!/bin/sh
 echo "run deployment=$ARBEIDER_DEPLOYMENT node=$ARBEIDER_NODE_ID branch=$ARBEIDER_BRANCH commit=$ARBEIDER_COMMIT previous=$ARBEIDER_PREVIOUS_COMMIT pwd=$(pwd)" >> "$MARKER_DIR/$ARBEIDER_NODE_ID.runs"
 echo "broker url: \${AMQP_URL:-not given}" > "$MARKER_DIR/$ARBEIDER_NODE_ID.amqp"
+if [ -f gate ] || [ "$(cat "$MARKER_DIR/gate-at" 2>/dev/null)" = "$ARBEIDER_COMMIT" ]; then
+  echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
+  while [ ! -f "$MARKER_DIR/open" ] && [ -d "$MARKER_DIR" ]; do sleep 0.05; done
+fi
 if [ -f broken ]; then echo "boom: this build is broken" >&2; exit 3; fi
 if [ "$(cat "$MARKER_DIR/$ARBEIDER_NODE_ID.fail-at" 2>/dev/null)" = "$ARBEIDER_COMMIT" ]; then echo "boom: $ARBEIDER_NODE_ID cannot run $ARBEIDER_COMMIT" >&2; exit 4; fi
 if [ -f hang ]; then
@@ -38,10 +42,6 @@ if [ -f hang ]; then
   sleep 60 &
   echo $! > "$MARKER_DIR/$ARBEIDER_NODE_ID.child.pid"
   wait
-fi
-if [ -f gate ] || [ "$(cat "$MARKER_DIR/gate-at" 2>/dev/null)" = "$ARBEIDER_COMMIT" ]; then
-  echo $$ > "$MARKER_DIR/$ARBEIDER_NODE_ID.script.pid"
-  while [ ! -f "$MARKER_DIR/open" ] && [ -d "$MARKER_DIR" ]; do sleep 0.05; done
 fi
 echo "updated to $ARBEIDER_COMMIT"
 `;
@@ -122,6 +122,40 @@ export async function withNodes(specs: NodeSpec[], body: (nodes: Nodes) => Promi
     await fleet?.cleanup();
     removeDirs(dir);
   }
+}
+
+/** The number in marker file `name` once it holds one (a script writes its pid there). */
+export function waitForPid(t: Nodes, name: string, what: string): Promise<number> {
+  return waitUntil(() => {
+    try {
+      return Number(readFileSync(t.marker(name), "utf8")) || undefined;
+    } catch {
+      return undefined;
+    }
+  }, what);
+}
+
+/** Sends an update to a new commit holding `files` and a `gate` file: update.sh waits until `open()`. */
+export async function startGatedUpdate(t: Nodes, node: string, files: Record<string, string> = {}) {
+  const gated = t.origin.commit("master", { gate: "1", ...files }, "waits for the gate");
+  const cmd = await t.send({ command: "update", args: { branch: "master", commit: gated } });
+  const pid = await waitForPid(t, `${node}.script.pid`, "update.sh to start");
+  return { cmd, gated, pid, open: () => writeFileSync(t.marker("open"), "") };
+}
+
+/**
+ * SIGKILLs the worker of `node` while `pid` (a process its command started) runs, starts the worker
+ * again, and waits until the restarted worker has ended that process; returns the restarted worker.
+ */
+export async function crashAndRestart(t: Nodes, node: string, pid: number, env: Record<string, string> = {}): Promise<Proc> {
+  const worker = t.worker(node);
+  worker.child.kill("SIGKILL");
+  await worker.exited;
+  if (!alive(pid)) throw new Error(`process ${pid} ended with the worker: nothing was left to clean up`);
+  const restarted = await t.start(node, env);
+  await waitUntil(() => !alive(pid), `process ${pid}, left by the killed worker, to be ended`);
+  if (!restarted.output().includes("ending the processes of a command interrupted by a crash")) throw new Error("the restarted worker did not say it ended them");
+  return restarted;
 }
 
 /** Whether `pid` is a live process (a zombie, never reaped in some containers, counts as gone). */

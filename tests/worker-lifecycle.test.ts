@@ -6,34 +6,20 @@
  * broker, real checkouts.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { Heartbeat } from "../shared/protocol.ts";
+import { readState } from "../worker/state.ts";
 import { ROOT, makeKeys, rabbitmqctl, removeDirs, startProcess, stopAll } from "./helpers.ts";
-import { alive, statesOf, waitUntil, withNodes, type Nodes } from "./worker-fixture.ts";
+import { crashAndRestart, startGatedUpdate, statesOf, waitUntil, withNodes } from "./worker-fixture.ts";
 
 setDefaultTimeout(60_000);
 afterAll(stopAll);
 
 const count = (text: string, fragment: string) => text.split(fragment).length - 1;
-
-/** Commits a `gate` file: update.sh then waits until the test creates `markers/open`. */
-async function startGatedUpdate(t: Nodes, node: string) {
-  const gated = t.origin.commit("master", { gate: "1" }, "waits for the gate");
-  const cmd = await t.send({ command: "update", args: { branch: "master", commit: gated } });
-  const pidFile = t.marker(`${node}.script.pid`);
-  const pid = await waitUntil(() => {
-    try {
-      return Number(readFileSync(pidFile, "utf8")) || undefined;
-    } catch {
-      return undefined;
-    }
-  }, "update.sh to start");
-  return { cmd, gated, pid, open: () => writeFileSync(t.marker("open"), "") };
-}
 
 /** The broker's id for the connection named `name`, from `rabbitmqctl list_connections`. */
 function connectionPid(name: string): string | undefined {
@@ -88,16 +74,10 @@ describe("starting", () => {
 describe("crashes and downtime", () => {
   test.concurrent("a worker SIGKILLed while update.sh runs ends the old script when restarted, then completes the command once", () =>
     withNodes([{ id: "n1" }], async (t) => {
-      const worker = await t.start("n1");
-      const { cmd, gated, pid } = await startGatedUpdate(t, "n1");
-      worker.child.kill("SIGKILL");
-      await worker.exited;
-      expect(alive(pid)).toBe(true);
-
-      const restarted = await t.start("n1");
-      await waitUntil(() => !alive(pid), "the interrupted update.sh to be ended");
-      expect(restarted.output()).toContain("ending the processes of a command interrupted by a crash");
-      writeFileSync(t.marker("open"), "");
+      await t.start("n1");
+      const { cmd, gated, pid, open } = await startGatedUpdate(t, "n1");
+      await crashAndRestart(t, "n1", pid);
+      open();
       expect(await t.fleet.waitState(cmd.deployment, "n1", ["succeeded"])).toMatchObject({ commitAfter: gated });
       const fence = await t.send({ command: "ping", args: {} });
       await t.outcome(fence, "n1");
@@ -138,16 +118,20 @@ describe("crashes and downtime", () => {
     }),
   );
 
-  test.concurrent("SIGTERM lets the running command finish and be acknowledged, then the worker exits 0", () =>
+  test.concurrent("SIGTERM sends a stopping heartbeat at once, lets the running command finish and be acknowledged, then the worker exits 0", () =>
     withNodes([{ id: "n1" }], async (t) => {
       const worker = await t.start("n1");
       const { cmd, open } = await startGatedUpdate(t, "n1");
       worker.child.kill("SIGTERM");
-      await worker.waitForLog('"msg":"stopping: finishing the command in hand"');
+      // It says so at once, while it still works on the command: the webhook counts it offline.
+      const stopping = await waitUntil(() => t.fleet.heartbeats.find((h) => h.node === "n1" && h.stopping === true), "a stopping heartbeat");
+      expect(stopping).toMatchObject({ busy: true });
       expect(worker.child.exitCode).toBeNull();
       open();
       expect(await worker.exited).toBe(0);
       expect(statesOf(t.fleet, cmd.deployment, "n1")).toEqual(["received", "started", "succeeded"]);
+      const after = t.fleet.heartbeats.filter((h) => h.node === "n1" && Date.parse(String(h.at)) >= Date.parse(String(stopping.at)));
+      expect(after.every((h) => h.stopping === true)).toBe(true);
       // Acknowledged: a new worker does not get it again.
       await t.start("n1");
       await t.outcome(await t.send({ command: "ping", args: {} }), "n1");
@@ -185,8 +169,7 @@ describe("presence", () => {
       const web = await t.send({ command: "ping", target: "group:web", args: {} });
       expect(await t.outcome(web, "n1")).toMatchObject({ state: "succeeded" });
       expect(t.fleet.of(db.deployment)).toEqual([]);
-      const state = JSON.parse(readFileSync(join(t.repos.n1, ".git", "arbeider-state.json"), "utf8"));
-      expect(state.groups).toEqual(["web"]);
+      expect(readState(join(t.repos.n1, ".git", "arbeider-state.json")).groups).toEqual(["web"]);
     }),
   );
 

@@ -89,6 +89,13 @@ const refusals: Refusal[] = [
     },
   },
   {
+    name: "a command with a top-level field the schema does not name",
+    reason: 'schema: restart: Invalid key: Expected never but received "restart"',
+    async publish(t, commit) {
+      return (await t.send({ ...update(t, commit), restart: "yes" } as never)).deployment;
+    },
+  },
+  {
     name: "a branch that git would read as an option",
     reason: "schema: args.branch: is not a safe branch name",
     async publish(t) {

@@ -1,21 +1,21 @@
 /**
  * The worker's pure pieces, without a broker: the verdict on a message in the
- * contract's order, the state file (pruning, atomic writes, refusing a broken
- * file), the checkout lock, the output tail, and that a started process's
- * group is known at once.
+ * contract's order, the backlog read-ahead, what a refused queue declaration
+ * means, the checkout lock, the output tail, and that a started process's
+ * group is known at once. (The state file: tests/worker-state.test.ts.)
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError } from "../shared/config.ts";
 import type { Command, Event } from "../shared/protocol.ts";
 import { generateKeyPair, parseSigningKey, parseVerifyKeys } from "../shared/signing.ts";
 import { acquireLock } from "../worker/lock.ts";
 import { stampOf } from "../worker/proc.ts";
 import { createTail, run } from "../worker/run.ts";
-import { emptyState, openStore, pruneExecuted, readState, type State } from "../worker/state.ts";
-import { judgeMessage, type Context, type Verdict } from "../worker/verify.ts";
+import { emptyState, type State } from "../worker/state.ts";
+import { explainRefusal } from "../worker/queue.ts";
+import { judgeMessage, newerUpdate, type Context, type Verdict } from "../worker/verify.ts";
 import { command, removeDirs, sign, tempDir } from "./helpers.ts";
 
 const dirs: string[] = [];
@@ -50,7 +50,7 @@ describe("judgeMessage", () => {
     return judgeMessage({ body: signed.bytes, signature, redelivered: options.redelivered ?? false }, context(options.state));
   };
   const refusal = (verdict: Verdict) => (verdict.kind === "refuse" ? [verdict.state, verdict.reason] : [verdict.kind]);
-  const executed = { "cmd-1": { expiresAt: at(59), outcome: outcome("cmd-1") } };
+  const executed = new Map([["cmd-1", { expiresAt: at(59), expires: NOW + 59 * 60_000, outcome: outcome("cmd-1") }]]);
 
   test("a signed command for this node is run", () => expect(judge(base())).toEqual({ kind: "run", command: base() }));
 
@@ -60,6 +60,7 @@ describe("judgeMessage", () => {
     ["a bad signature on a bad schema (signature first)", () => judge({ v: 1 }, { signature: "x" }), ["rejected", "bad signature"]],
     ["a signed body that is not JSON", () => judge("{oops"), ["rejected", "schema: malformed JSON: "]],
     ["a signed body of another version", () => judge({ ...base(), v: 2 }), ["rejected", "schema: v: Invalid type: Expected 1 but received 2"]],
+    ["a top-level field the schema does not name", () => judge({ ...base(), restart: "yes" }), ["rejected", 'schema: restart: Invalid key: Expected never but received "restart"']],
     ["another fleet", () => judge(base({ fleet: "other" })), ["rejected", "fleet: signed for fleet other, this node is in shop"]],
     ["an expired command", () => judge(base({ expiresAt: at(0) })), ["rejected", `expired: at ${at(0)}`]],
     ["another node's target", () => judge(base({ target: "node:web-2" })), ["rejected", "target: node:web-2 does not name node web-1"]],
@@ -99,31 +100,73 @@ describe("judgeMessage", () => {
   });
 });
 
-describe("state file", () => {
-  const entry = (expiresAt: string) => ({ expiresAt, outcome: outcome("x") });
+describe("newerUpdate (backlog read-ahead)", () => {
+  const context: Context = { keys: parseVerifyKeys(keys.verifyPem), fleet: "shop", node: "web-1", groups: [], state: emptyState(), now: NOW };
+  const update = (id: string, issued: number, patch: Partial<Command> = {}) =>
+    command("shop", { id, command: "update", args: { branch: "master" }, issuedAt: at(issued), expiresAt: at(59), ...patch } as Command);
+  const message = (body: Command, signature?: string) => {
+    const signed = sign(body, signingKey);
+    return { body: signed.bytes, signature: signature ?? signed.signature, redelivered: false };
+  };
+  const current = update("u1", -3);
+  const done = new Map([["u2", { expiresAt: at(59), expires: NOW + 59 * 60_000, outcome: outcome("u2") }]]);
+  const table: [string, ReturnType<typeof message>[], string | undefined, Partial<Context>?][] = [
+    ["nothing behind it", [], undefined],
+    ["a later update", [message(update("u2", -2))], "u2"],
+    ["an update issued at the same time", [message(update("u2", -3))], "u2"],
+    ["the newest of several", [message(update("u2", -2)), message(update("u3", -1))], "u2"],
+    ["an update issued before it", [message(update("u2", -4))], undefined],
+    ["a second copy of the same command", [message(update("u1", -3))], undefined],
+    ["a later update behind a ping", [message(command("shop", { id: "p", command: "ping", args: {} })), message(update("u2", -2))], "u2"],
+    ["a later update behind a rollback", [message(command("shop", { id: "r", command: "rollback", args: {} })), message(update("u2", -2))], undefined],
+    ["a later update with a bad signature", [message(update("u2", -2), "x")], undefined],
+    ["a later update that has expired", [message(update("u2", -2, { expiresAt: at(-1) }))], undefined],
+    ["a later update for another node", [message(update("u2", -2, { target: "node:web-2" }))], undefined],
+    ["a later update already executed", [message(update("u2", -2))], undefined, { state: { ...emptyState(), executed: done } }],
+  ];
+  for (const [name, waiting, expected, patch] of table) {
+    test(`${name}: ${expected ?? "runs"}`, () => expect(newerUpdate(current, waiting, { ...context, ...patch })?.id).toBe(expected));
+  }
+});
 
-  test("pruning drops exactly the executed ids whose command has expired", () => {
-    const state = { ...emptyState(), executed: { gone: entry(at(-1)), edge: entry(at(0)), kept: entry(at(1)) } };
-    expect(Object.keys(pruneExecuted(state, NOW).executed)).toEqual(["kept"]);
+describe("explainRefusal (the node queue's declaration)", () => {
+  const where = { fleet: "shop", queue: "arbeider.shop.node.web-1", queueType: "classic" };
+  const refused = (code: number, text: string) => Object.assign(new Error(`Operation failed: QueueDeclare; ${code} with message "${text}"`), { code });
+  const table: [string, Error, string, string][] = [
+    [
+      "a quorum queue where classic is configured",
+      refused(406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': received 'classic' but current is 'quorum'"),
+      "ConfigError",
+      "ARBEIDER_QUEUE_TYPE: queue arbeider.shop.node.web-1 already exists as a quorum queue, not classic: set ARBEIDER_QUEUE_TYPE=quorum",
+    ],
+    [
+      "a classic queue where quorum is configured",
+      refused(406, "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': received the value 'quorum' of type 'longstr' but current is none"),
+      "ConfigError",
+      "ARBEIDER_QUEUE_TYPE: queue arbeider.shop.node.web-1 already exists as a classic queue",
+    ],
+    [
+      "a quorum queue an older worker made without a dead-letter exchange",
+      refused(406, "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost '/': received the value 'd' of type 'longstr' but current is none"),
+      "ConfigError",
+      "ARBEIDER_QUEUE_TYPE: queue arbeider.shop.node.web-1 exists with other arguments than this worker declares (inequivalent arg 'x-dead-letter-exchange')",
+    ],
+    ["an access refusal, as it is", refused(403, "ACCESS_REFUSED - access to exchange 'x' refused"), "Error", "Operation failed: QueueDeclare; 403"],
+    ["no commands exchange, as it is (retried)", refused(404, "NOT_FOUND - no exchange 'arbeider.shop.commands' in vhost '/'"), "Error", "Operation failed: QueueDeclare; 404"],
+  ];
+  test("a refusal naming another argument, for a queue that accepts the other type's arguments", () => {
+    const error = refused(406, "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost '/': received the value 'd' of type 'longstr' but current is none");
+    const explained = explainRefusal(error, { ...where, queueType: "quorum", existing: "classic" });
+    expect(explained.message).toStartWith("ARBEIDER_QUEUE_TYPE: queue arbeider.shop.node.web-1 already exists as a classic queue, not quorum: set ARBEIDER_QUEUE_TYPE=classic");
   });
 
-  test("every update is written atomically and pruned; a new store reads it back", () => {
-    const file = join(dir(), "state.json");
-    const store = openStore(file, () => NOW);
-    expect(store.state).toEqual(emptyState());
-    store.update((s) => ({ ...s, previousCommit: "abc1234", executed: { old: entry(at(-1)), fresh: entry(at(30)) } }));
-    expect(readdirSync(join(file, ".."))).toEqual(["state.json"]);
-    const again = openStore(file, () => NOW).state;
-    expect(again.previousCommit).toBe("abc1234");
-    expect(Object.keys(again.executed)).toEqual(["fresh"]);
-  });
-
-  test("a broken state file is a ConfigError naming ARBEIDER_STATE_FILE, not a silent fresh start", () => {
-    const file = join(dir(), "state.json");
-    writeFileSync(file, '{"v":1,"executed":[]}');
-    expect(() => readState(file)).toThrow(ConfigError);
-    expect(() => readState(file)).toThrow(/^ARBEIDER_STATE_FILE: .* is not a state file/);
-  });
+  for (const [name, error, kind, message] of table) {
+    test(name, () => {
+      const explained = explainRefusal(error, where);
+      expect(explained.constructor.name).toBe(kind);
+      expect(explained.message).toStartWith(message);
+    });
+  }
 });
 
 describe("checkout lock", () => {

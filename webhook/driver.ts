@@ -78,7 +78,9 @@ export function createDriver(options: DriverOptions) {
     try {
       await options.record(decision);
       await sendAll(record, sends);
-      log.info("rollout decision", { deployment: record.id, decision: decision.decision, nodes: sends.map((s) => s.node) });
+      const about = "node" in decision ? { node: decision.node } : {};
+      const why = "reason" in decision ? { reason: decision.reason } : {};
+      log.info("rollout decision", { deployment: record.id, decision: decision.decision, ...about, ...why, nodes: sends.map((s) => s.node) });
     } catch (error) {
       pending.delete(record.id);
       log.warn("rollout decision not recorded; trying again", { deployment: record.id, decision: decision.decision, error: (error as Error).message });
@@ -161,7 +163,8 @@ export function createDriver(options: DriverOptions) {
   }
 
   view.subscribe((message) => {
-    if (message.kind === "record" && message.record.kind === "decision") pending.delete(message.record.decision.deployment);
+    // A report record is not the echo of a rollout decision: it must not end the wait for one.
+    if (message.kind === "record" && message.record.kind === "decision" && message.record.decision.decision !== "report") pending.delete(message.record.decision.deployment);
     if (message.kind === "change") {
       const record = view.record(message.id);
       if (!record) return;

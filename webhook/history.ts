@@ -10,7 +10,7 @@
  * and no deployment is created expecting too few nodes.
  */
 import { randomUUID } from "node:crypto";
-import type { ConfirmChannel, Connection, ConsumeMessage } from "../shared/broker.ts";
+import { sendConfirmed, type ConfirmChannel, type Connection, type ConsumeMessage } from "../shared/broker.ts";
 import type { Logger } from "../shared/log.ts";
 import { Heartbeat, parseJson } from "../shared/protocol.ts";
 import { parseRecord } from "../shared/records.ts";
@@ -207,14 +207,10 @@ export function foldHistoryMessage(
   view.apply(record);
 }
 
-/** Appends a marker straight to the stream (not through the events exchange, so event listeners never see it). */
+/** Appends a marker straight to the stream (not through the events exchange, so event listeners never see it); bounded by the confirm timeout. */
 function appendMarker(channel: ConfirmChannel, stream: string, marker: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    channel.sendToQueue(
-      stream,
-      Buffer.from(JSON.stringify({ sync: marker })),
-      { persistent: true, contentType: "application/json", timestamp: Math.floor(Date.now() / 1000), headers: { [SYNC_HEADER]: marker } },
-      (error) => (error ? reject(new Error(`Cannot append a marker to the stream ${stream}`, { cause: error })) : resolve()),
-    );
+  const options = { persistent: true, contentType: "application/json", timestamp: Math.floor(Date.now() / 1000), headers: { [SYNC_HEADER]: marker } };
+  return sendConfirmed(channel, stream, Buffer.from(JSON.stringify({ sync: marker })), options).catch((error) => {
+    throw new Error(`Cannot append a marker to the stream ${stream}: ${(error as Error).message}`, { cause: error });
   });
 }

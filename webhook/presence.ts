@@ -5,7 +5,7 @@
  * online while its last heartbeat is younger than three periods, and offline
  * at once when its worker said it is stopping.
  */
-import type { Presence } from "../shared/deployments.ts";
+import type { Presence } from "../shared/sweep.ts";
 import type { Heartbeat } from "../shared/protocol.ts";
 
 export interface Seen {

@@ -56,10 +56,12 @@ export type Decision =
 /** Throws a ConfigError when only half of a provider's pair of variables is set: surely a mistake. */
 export function checkProviderPairs(config: WebhookEnv): void {
   const pairs = [
-    ["GITHUB_WEBHOOK_SECRET", "GITHUB_REPOSITORY"],
-    ["GITLAB_WEBHOOK_TOKEN", "GITLAB_PROJECT_ID"],
+    ["GITHUB_WEBHOOK_SECRET", "GITHUB_REPOSITORY", "GITHUB_TOKEN"],
+    ["GITLAB_WEBHOOK_TOKEN", "GITLAB_PROJECT_ID", "GITLAB_API_TOKEN"],
   ] as const;
-  for (const [a, b] of pairs) {
+  for (const [a, b, reporting] of pairs) {
+    // The repository or project alone is what reporting back to it needs: no hook route then.
+    if (config[a] === undefined && config[reporting] !== undefined) continue;
     if ((config[a] === undefined) !== (config[b] === undefined)) {
       const missing = config[a] === undefined ? a : b;
       throw new ConfigError(missing, `is required when ${missing === a ? b : a} is set`);

@@ -6,7 +6,8 @@
  * the history has been replayed: the SSE hub, the rollout driver, metrics.
  * It holds no broker code, so the HTTP app and its tests can use it alone.
  */
-import { applyDecision, applyEvent, createRecord, sweep, type DeploymentRecord, type Presence } from "../shared/deployments.ts";
+import { applyDecision, applyEvent, createRecord, type DeploymentRecord } from "../shared/deployments.ts";
+import { sweep, type Presence } from "../shared/sweep.ts";
 import { desiredOf, driftOf, onLatest, type Desired, type Drift, type Outcome } from "../shared/fleet.ts";
 import { targetMatches, type Event, type Heartbeat } from "../shared/protocol.ts";
 import { commandKind, type HistoryRecord } from "../shared/records.ts";

@@ -8,35 +8,20 @@
 import { accessSync, constants, readFileSync, realpathSync, statSync } from "node:fs";
 import { join, sep } from "node:path";
 import type { Command } from "../shared/protocol.ts";
-import { currentBranch, headCommit } from "./git.ts";
-import { childEnv, createTail, describeEnd, run, type Tail } from "./run.ts";
+import { commandEnv, runChild, type CommandContext, type Result } from "./context.ts";
+import { position } from "./git.ts";
+import { createTail, describeEnd } from "./run.ts";
 import type { Settings } from "./settings.ts";
-import type { State } from "./state.ts";
+import type { Position, State } from "./state.ts";
 import { rollback, update } from "./update.ts";
 
-export interface CommandContext {
-  settings: Settings;
-  state: State;
-  tail: Tail;
-  /** Epoch ms by which the command must be done (ARBEIDER_TIMEOUT). */
-  deadline: number;
-  /** Told the process group of each long-running child (update script, hook). */
-  onSpawn: (pgid: number) => void;
-}
-
-/** What one command handler reports; throwing means failed, with the message as the reason. */
-export interface Result {
-  failed?: boolean;
-  reason?: string;
-  branch?: string;
-  /** State to record with the outcome. */
-  remember?: Partial<Pick<State, "lastUpdateIssuedAt" | "previousCommit">>;
-}
-
-export interface Outcome extends Result {
+export interface Outcome extends Omit<Result, "at"> {
   state: "succeeded" | "failed";
   commitBefore?: string;
   commitAfter?: string;
+  branch?: string;
+  /** Where the checkout is after the command. */
+  at?: Position;
   durationMs: number;
   output: string;
 }
@@ -60,7 +45,7 @@ function signal(command: Extract<Command, { command: "signal" }>, ctx: CommandCo
     throw new Error(`cannot send SIG${signal} to pid ${text} of service ${service}: ${(error as NodeJS.ErrnoException).code}`);
   }
   ctx.tail.note(`sent SIG${signal} to pid ${text} (service ${service})`);
-  return {};
+  return { at: ctx.from };
 }
 
 /** The hook's real path: an executable file inside the hooks folder, even after following links. */
@@ -84,13 +69,7 @@ function hookPath(dir: string | undefined, name: string): string {
 
 async function hook(command: Extract<Command, { command: "hook" }>, ctx: CommandContext): Promise<Result> {
   const { name } = command.args;
-  const result = await run([hookPath(ctx.settings.hooksDir, name)], {
-    cwd: ctx.settings.repo,
-    deadline: ctx.deadline,
-    tail: ctx.tail,
-    onSpawn: ctx.onSpawn,
-    env: childEnv({ ARBEIDER_DEPLOYMENT: command.deployment, ARBEIDER_NODE_ID: ctx.settings.env.ARBEIDER_NODE_ID }),
-  });
+  const result = await runChild(ctx, hookPath(ctx.settings.hooksDir, name), commandEnv(command, ctx));
   if (result.code === 0 && !result.timedOut) return {};
   throw new Error(`hook ${name} ${describeEnd(result, ctx.settings.env.ARBEIDER_TIMEOUT * 1000)}`);
 }
@@ -106,30 +85,36 @@ function dispatch(command: Command, ctx: CommandContext): Result | Promise<Resul
     case "hook":
       return hook(command, ctx);
     case "ping":
-      return currentBranch(ctx.settings.repo).then((branch) => ({ branch }));
+      return { at: ctx.from };
   }
 }
 
-/** Runs `command` to its end and describes the outcome. Never rejects. */
+/**
+ * Runs `command` to its end and describes the outcome. Never rejects. `from` is
+ * where the checkout was when the command started; HEAD is read again only
+ * when the handler cannot say where it left it (a hook, a thrown error).
+ */
 export async function execute(
   command: Command,
-  options: { settings: Settings; state: State; onSpawn: (pgid: number) => void },
+  options: { settings: Settings; state: Readonly<State>; from: Position | undefined; onSpawn: (pgid: number) => void },
 ): Promise<Outcome> {
   const started = Date.now();
-  const repo = options.settings.repo;
   const ctx: CommandContext = { ...options, tail: createTail(), deadline: started + options.settings.env.ARBEIDER_TIMEOUT * 1000 };
-  const commitBefore = await headCommit(repo);
   let result: Result;
   try {
     result = await dispatch(command, ctx);
   } catch (error) {
     result = { failed: true, reason: (error as Error).message };
   }
+  const { at: known, ...rest } = result;
+  const at = known ?? (await position(options.settings.repo));
   return {
-    ...result,
+    ...rest,
     state: result.failed ? "failed" : "succeeded",
-    commitBefore,
-    commitAfter: await headCommit(repo),
+    commitBefore: options.from?.sha,
+    commitAfter: at?.sha,
+    branch: at?.branch,
+    at,
     durationMs: Date.now() - started,
     output: ctx.tail.text(),
   };

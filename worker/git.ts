@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { childEnv, run, type Tail } from "./run.ts";
+import type { Position } from "./state.ts";
 
 /** A git command that failed: which one, and git's own words. */
 export class GitError extends Error {}
@@ -14,6 +15,8 @@ export class GitError extends Error {}
 export interface GitOptions {
   deadline?: number;
   tail?: Tail;
+  /** Told each git process's group as it starts, so a worker restarted after a crash can end it. */
+  onSpawn?: (pgid: number) => void;
 }
 
 const GIT_ENV = { GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "true", LC_ALL: "C" };
@@ -26,6 +29,7 @@ async function exec(repo: string, args: string[], options: GitOptions) {
     env: childEnv(GIT_ENV),
     deadline: options.deadline ?? Date.now() + DEFAULT_MS,
     tail: options.tail,
+    onSpawn: options.onSpawn,
   });
 }
 
@@ -75,28 +79,48 @@ export async function resolveCommit(repo: string, rev: string, options: GitOptio
   return result.code === 0 ? result.stdout.trim() : undefined;
 }
 
-/** The commit HEAD is at, or undefined in a repository without commits. */
-export const headCommit = (repo: string, options: GitOptions = {}) => {
+/** Where HEAD is (one read of the files git keeps it in, when it can), or undefined in a repository without commits. */
+export async function position(repo: string, options: GitOptions = {}): Promise<Position | undefined> {
   const fast = readHeadFiles(repo);
-  return fast ? Promise.resolve(fast.sha) : resolveCommit(repo, "HEAD", options);
-};
+  if (fast) return { sha: fast.sha!, branch: fast.branch };
+  const sha = await resolveCommit(repo, "HEAD", options);
+  if (!sha) return undefined;
+  const branch = await exec(repo, ["symbolic-ref", "--quiet", "--short", "HEAD"], options);
+  return { sha, branch: branch.code === 0 ? branch.stdout.trim() : undefined };
+}
 
-/** The branch HEAD is on, or undefined when HEAD is detached. */
-export async function currentBranch(repo: string, options: GitOptions = {}): Promise<string | undefined> {
-  const fast = readHeadFiles(repo);
-  if (fast) return fast.branch;
-  const result = await exec(repo, ["symbolic-ref", "--quiet", "--short", "HEAD"], options);
-  return result.code === 0 ? result.stdout.trim() : undefined;
+/** Whether tracked files differ from HEAD; undefined when git cannot tell. Takes no lock, so it never disturbs a checkout. */
+export async function hasLocalChanges(repo: string, options: GitOptions = {}): Promise<boolean | undefined> {
+  const result = await exec(repo, ["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], options);
+  return result.code === 0 ? result.stdout.trim() !== "" : undefined;
 }
 
 /** Fetches one branch of origin into refs/remotes/origin/<branch> and returns its tip. */
 export async function fetchBranch(repo: string, branch: string, options: GitOptions): Promise<string> {
   const remoteRef = `refs/remotes/origin/${branch}`;
   await git(repo, ["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", "--", `+refs/heads/${branch}:${remoteRef}`], options);
-  const fast = existsSync(join(repo, ".git", "commondir")) ? undefined : readRefFile(join(repo, ".git"), remoteRef);
-  const tip = fast && /^[0-9a-f]{40}$/.test(fast) ? fast : await resolveCommit(repo, remoteRef, options);
+  const tip = await refTip(repo, remoteRef, options);
   if (!tip) throw new GitError(`branch ${branch} has no commit on origin`);
   return tip;
+}
+
+/** The commit a full ref name points at, read from its file when it can be, or undefined. */
+export async function refTip(repo: string, ref: string, options: GitOptions = {}): Promise<string | undefined> {
+  const fast = existsSync(join(repo, ".git", "commondir")) ? undefined : readRefFile(join(repo, ".git"), ref);
+  return fast && /^[0-9a-f]{40}$/.test(fast) ? fast : resolveCommit(repo, ref, options);
+}
+
+/**
+ * Why `sha` may not be checked out under the allowed-signers file `signers`, or undefined when
+ * `git verify-commit` accepts its SSH signature. The settings are given for this one call (-c), and only
+ * a principal the file lists is trusted: a good signature by any other key is not enough.
+ */
+export async function signatureProblem(repo: string, sha: string, signers: string, options: GitOptions): Promise<string | undefined> {
+  const config = ["gpg.format=ssh", `gpg.ssh.allowedSignersFile=${signers}`, "gpg.minTrustLevel=fully"].flatMap((c) => ["-c", c]);
+  const result = await exec(repo, [...config, "verify-commit", sha], options);
+  if (result.code === 0 && !result.timedOut) return undefined;
+  const said = result.error ?? result.stderr.trim().split("\n").pop();
+  return said ? `git verify-commit: ${said}` : "it has no signature";
 }
 
 /** Whether `commit` is `tip` or one of its ancestors. */
@@ -114,9 +138,8 @@ export async function isAncestor(repo: string, commit: string, tip: string, opti
 export async function checkoutAt(repo: string, branch: string | undefined, sha: string, options: GitOptions): Promise<void> {
   const where = branch ? ["-B", branch, sha] : ["--detach", sha];
   await git(repo, ["checkout", "--quiet", "--force", ...where, "--"], options);
-  const head = await headCommit(repo, options);
-  const onBranch = await currentBranch(repo, options);
-  if (head !== sha || onBranch !== branch) {
-    throw new GitError(`checkout ended at ${head ?? "nothing"} on ${onBranch ?? "no branch"}, not at ${sha} on ${branch ?? "no branch"}`);
+  const now = await position(repo, options);
+  if (now?.sha !== sha || now.branch !== branch) {
+    throw new GitError(`checkout ended at ${now?.sha ?? "nothing"} on ${now?.branch ?? "no branch"}, not at ${sha} on ${branch ?? "no branch"}`);
   }
 }

@@ -37,12 +37,18 @@ function signalZero(pid: number): boolean {
   }
 }
 
+let boot: { id: string | undefined } | undefined;
+
+/** This boot's id, read once: a stamp is taken of every child a command starts. */
 function bootId(): string | undefined {
-  try {
-    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-  } catch {
-    return undefined;
+  if (!boot) {
+    try {
+      boot = { id: readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() };
+    } catch {
+      boot = { id: undefined };
+    }
   }
+  return boot.id;
 }
 
 /** A stamp of process `pid` as it is now. */

@@ -1,8 +1,16 @@
 /**
- * Starts the processes a command needs (git, the update script, hooks) from
- * argument lists, never through a shell. Each runs in a process group of its
- * own, so a timeout can end it together with everything it started, and what
- * it writes is kept as a bounded tail for the command's outcome event.
+ * Starts the processes a command needs (git, the update script, hooks, health
+ * checks) from argument lists, never through a shell. Each runs in a process
+ * group of its own, told to the caller the moment it runs, so a timeout or a
+ * restarted worker can end it together with everything it started; what it
+ * writes is kept as a bounded tail for the command's outcome event.
+ *
+ * Not zx, though zx quotes well: a zx template always runs in a shell (bash:
+ * its quoting is bash's), and the contract is that no value from a message
+ * reaches one; its timeout kills the processes it finds with `ps`, not the
+ * group; it keeps every byte of output (three times); and it waits for pipes a
+ * daemon started by update.sh may hold open for ever. Undoing each of those
+ * around it would leave this runner with a shell added.
  */
 import { spawn } from "node:child_process";
 import { killGroup } from "./proc.ts";

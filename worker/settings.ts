@@ -1,11 +1,11 @@
 /**
  * The worker's configuration: the `WorkerEnv` variables, then the checks only
  * the file system can answer (key files readable and Ed25519, the repository a
- * git checkout with an origin, the hooks folder a folder). Every problem is a
- * ConfigError naming its variable, which `main()` prints as one line before
- * exiting with status 2.
+ * git checkout with an origin, the hooks folder a folder, the allowed-signers
+ * file readable). Every problem is a ConfigError naming its variable, which
+ * `main()` prints as one line before exiting with status 2.
  */
-import { realpathSync, statSync } from "node:fs";
+import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { ConfigError, WorkerEnv, loadConfig, readVerifyKeyFiles } from "../shared/config.ts";
 import type { VerifyKey } from "../shared/signing.ts";
@@ -22,6 +22,10 @@ export interface Settings {
   /** Configured update script, absolute; unset means `update.sh` of the checkout when present. */
   updateScript?: string;
   hooksDir?: string;
+  /** ARBEIDER_HEALTH_CMD, absolute (it may appear only with a later commit, so it is not checked at start). */
+  healthCmd?: string;
+  /** ARBEIDER_ALLOWED_SIGNERS, absolute: commits are checked out only with a signature it accepts. */
+  allowedSigners?: string;
 }
 
 async function gitOutput(cwd: string, args: string[]): Promise<string | undefined> {
@@ -47,6 +51,21 @@ async function findCheckout(dir: string): Promise<{ repo: string; gitDir: string
   return { repo, gitDir };
 }
 
+function checkFile(variable: string, file: string): string {
+  try {
+    const real = realpathSync(file);
+    if (statSync(real).isFile()) {
+      accessSync(real, constants.R_OK);
+      return real;
+    }
+  } catch {
+    // reported below
+  }
+  throw new ConfigError(variable, `${file} is not a readable file`);
+}
+
+const inRepo = (repo: string, path: string | undefined) => (path === undefined ? undefined : isAbsolute(path) ? path : join(repo, path));
+
 function checkFolder(variable: string, dir: string): string {
   try {
     const real = realpathSync(dir);
@@ -64,14 +83,16 @@ export async function loadSettings(source: Record<string, string | undefined>): 
   const { repo, gitDir } = await findCheckout(env.ARBEIDER_REPO_DIR);
   const stateFile = resolve(env.ARBEIDER_STATE_FILE ?? join(gitDir, "arbeider-state.json"));
   checkFolder("ARBEIDER_STATE_FILE", dirname(stateFile));
-  const script = env.ARBEIDER_UPDATE_SCRIPT;
+  const signers = env.ARBEIDER_ALLOWED_SIGNERS;
   return {
     env,
     keys,
     repo,
     gitDir,
     stateFile,
-    updateScript: script === undefined ? undefined : isAbsolute(script) ? script : join(repo, script),
+    updateScript: inRepo(repo, env.ARBEIDER_UPDATE_SCRIPT),
     hooksDir: env.ARBEIDER_HOOKS_DIR === undefined ? undefined : checkFolder("ARBEIDER_HOOKS_DIR", env.ARBEIDER_HOOKS_DIR),
+    healthCmd: inRepo(repo, env.ARBEIDER_HEALTH_CMD),
+    allowedSigners: signers === undefined ? undefined : checkFile("ARBEIDER_ALLOWED_SIGNERS", signers),
   };
 }

@@ -2,7 +2,8 @@
  * Decides what to do with one message from the node's queue, in the
  * contract's order: the signature over the raw body bytes (before anything
  * reads them), then version, schema and fleet, expiry, target, and whether the
- * id was already executed. Pure: the same message, keys and state always give
+ * id was already executed; and whether a newer update waits behind an update
+ * (backlog read-ahead). Pure: the same messages, keys and state always give
  * the same verdict, so the rules are tested as a table.
  */
 import { DEPLOYMENT_PATTERN, Command, parseJson, targetMatches, type Event } from "../shared/protocol.ts";
@@ -28,7 +29,7 @@ export interface Context {
   fleet: string;
   node: string;
   groups: readonly string[];
-  state: State;
+  state: Pick<Readonly<State>, "executed" | "lastUpdateIssuedAt">;
   now: number;
 }
 
@@ -59,7 +60,7 @@ export function judgeMessage(message: Message, context: Context): Verdict {
   const command = parsed.value;
   const where = { deployment: command.deployment, id: command.id };
   if (command.fleet !== context.fleet) return refuse("rejected", `fleet: signed for fleet ${command.fleet}, this node is in ${context.fleet}`, where);
-  const executed = Object.hasOwn(context.state.executed, command.id) ? context.state.executed[command.id] : undefined;
+  const executed = context.state.executed.get(command.id);
   if (executed && message.redelivered) return { kind: "replay", command, outcome: executed.outcome };
   if (Date.parse(command.expiresAt) <= context.now) return refuse("rejected", `expired: at ${command.expiresAt}`, where);
   if (!targetMatches(command.target, context.node, context.groups)) {
@@ -71,4 +72,22 @@ export function judgeMessage(message: Message, context: Context): Verdict {
     return refuse("skipped", `superseded: issued ${command.issuedAt}, before the update applied here (${lastUpdate})`, where);
   }
   return { kind: "run", command };
+}
+
+/**
+ * Backlog read-ahead: the verified, due update for this node, issued no earlier
+ * than `current`, among the messages delivered behind it (`waiting`, in queue
+ * order), if there is one; `current` is then superseded and need not run. A
+ * rollback in between ends the search: what it returns to depends on what ran
+ * before it.
+ */
+export function newerUpdate(current: Command, waiting: readonly Message[], context: Context): Command | undefined {
+  const issued = Date.parse(current.issuedAt);
+  for (const message of waiting) {
+    const verdict = judgeMessage(message, context);
+    if (verdict.kind !== "run" || verdict.command.id === current.id) continue;
+    if (verdict.command.command === "rollback") return undefined;
+    if (verdict.command.command === "update" && Date.parse(verdict.command.issuedAt) >= issued) return verdict.command;
+  }
+  return undefined;
 }

@@ -70,7 +70,7 @@ export interface Part {
   terminalOnly?: boolean;
 }
 
-/** The whole deployment: heading, rollout progress, nodes (wave by wave), reason, rollback, summary. */
+/** The whole deployment: heading, rollout progress, nodes (wave by wave), reason, rollback, where it was reported, summary. */
 export function deploymentParts(d: Deployment, now: number, paint: Paint = plain, columns = Infinity): Part[] {
   const ids = nodeIds(d);
   const width = Math.max(4, ...ids.map((node) => printable(node).length));
@@ -104,9 +104,25 @@ export function deploymentParts(d: Deployment, now: number, paint: Paint = plain
       parts.push({ key: `rollback ${node} ${run.state}`, lines: renderNode(node, report, { width, now, paint, columns }) });
     }
   }
+  const reported = reportLine(d, paint);
+  if (reported) parts.push({ key: "reports", lines: [reported], terminalOnly: true });
   const state = d.state.replace("_", " ").toUpperCase();
   parts.push({ key: "summary", lines: [`  ${paint("bold", paint(colourOf(d.state), state))}  ${countsPhrase(d.counts ?? {}, ", ") || "no nodes"}`] });
   return parts;
+}
+
+const REPORT_MARKS = { delivered: "✔", failed: "✘", pending: "…" } as const;
+
+/** Where the deployment was reported (README "Reporting back"): each target's latest state, and why one failed or waits. */
+export function reportLine(d: Deployment, paint: Paint = plain): string | undefined {
+  const latest = new Map((d.reports ?? []).map((r) => [r.target, r]));
+  if (latest.size === 0) return undefined;
+  const parts = [...latest.values()].map((r) => {
+    const colour = r.state === "delivered" ? "green" : r.state === "failed" ? "red" : "yellow";
+    const why = r.state === "delivered" ? "" : ` (${r.attempts} ${r.attempts === 1 ? "try" : "tries"}${r.reason ? `: ${printable(r.reason)}` : ""})`;
+    return `${paint(colour, `${printable(r.target)} ${REPORT_MARKS[r.state]} ${printable(r.event.replace(/^deployment\./, ""))}`)}${why}`;
+  });
+  return `  reported  ${parts.join(", ")}`;
 }
 
 /** The whole deployment as lines, as `status ID` prints it and a terminal redraws it. */
