@@ -32,10 +32,13 @@ export interface Webhook {
   online(n: number, timeoutMs?: number): Promise<void>;
 }
 
+/** With BENCH_PROFILE=DIR, every webhook writes a CPU profile (Markdown) into DIR when it stops. */
+const profile = () => (process.env.BENCH_PROFILE ? ["--cpu-prof-md", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []);
+
 /** `bun webhook.ts` for `fleet` (with `env` added), ready to take requests. */
 export async function startWebhook(h: Harness, fleet: string, env: Record<string, string> = {}): Promise<Webhook> {
   const port = await freePort();
-  const proc = h.spawn(["bun", "webhook.ts"], {
+  const proc = h.spawn(["bun", ...profile(), "webhook.ts"], {
     ARBEIDER_FLEET: fleet,
     PORT: String(port),
     HOST: "127.0.0.1",
