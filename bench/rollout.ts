@@ -60,7 +60,7 @@ export async function rollouts(h: Harness): Promise<Result[]> {
   const tap = await tapEvents(h.broker.amqpUrl, fleet);
   const procs: Proc[] = [webhook.proc];
   try {
-    procs.push(...(await startWorkers(h, fleet, repos, 0, nodes)));
+    procs.push(...(await startWorkers(h, fleet, repos, 0, nodes, { niced: true })));
     await webhook.online(nodes);
     const update = (sha: string, strategy: string) => ({ command: "update", target: "all", args: { branch: "master", commit: sha }, strategy });
     const once: number[] = [];
