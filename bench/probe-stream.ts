@@ -4,6 +4,8 @@ import { createHarness } from "./harness.ts";
 import { chooseBroker } from "./brokers.ts";
 import { makeRepos, startWebhook, startWorkers } from "./fleet.ts";
 import { names } from "../shared/protocol.ts";
+import { parseSigningKey, signBody } from "../shared/signing.ts";
+import { readFileSync } from "node:fs";
 import { cpuMeter } from "./cpu.ts";
 import { tapEvents } from "./tap.ts";
 import { median } from "./results.ts";
@@ -19,6 +21,8 @@ try {
   await webhook.online(n);
   const tap = await tapEvents(h.broker.amqpUrl, fleet);
   const conn = await amqp.connect(h.broker.amqpUrl);
+  const pub = await conn.createConfirmChannel();
+  const key = parseSigningKey(readFileSync(h.keys.signingFile, "utf8"));
   const ch = await conn.createChannel();
   const broker = cpuMeter({ roots: () => h.broker.pids });
   const wk = cpuMeter({ roots: () => workers.map((w) => w.pid) });
@@ -31,17 +35,31 @@ try {
   await cch.prefetch(1000);
   await cch.consume("probe.events", (m) => { if (!m) return; last = m; if (++pend >= 200) { cch.ack(m, true); pend = 0; } }, { noAck: false });
   setInterval(() => { if (pend > 0) { cch.ack(last, true); pend = 0; } }, 20);
-  for (const bound of ["stream", "queue", "none", "stream", "queue", "none"]) {
+  const conditions = (process.env.CONDS ?? "stream,queue,none,stream,queue,none").split(",");
+  for (const bound of conditions) {
     await ch.unbindQueue(names(fleet).history, names(fleet).events, "deployment.#");
     await ch.unbindQueue("probe.events", names(fleet).events, "deployment.#");
     if (bound === "stream") await ch.bindQueue(names(fleet).history, names(fleet).events, "deployment.#");
     if (bound === "queue") await ch.bindQueue("probe.events", names(fleet).events, "deployment.#");
     const wall: number[] = [];
     for (let i = 0; i < 5; i++) await webhook.roundTrip(tap, { command: "ping" }, n, 30_000);
+    if (process.env.PAUSE_WEBHOOK) process.kill(webhook.proc.pid, "SIGSTOP");
+    const ping = async () => {
+      if (!process.env.PAUSE_WEBHOOK) return webhook.roundTrip(tap, { command: "ping" }, n, 30_000);
+      const id = crypto.randomUUID();
+      const now = Date.now();
+      const cmd = { v: 1, id, deployment: `api-${id}`, fleet, target: "all", command: "ping", args: {}, issuedAt: new Date(now).toISOString(), expiresAt: new Date(now + 60000).toISOString(), source: { provider: "api" } };
+      const body = Buffer.from(JSON.stringify(cmd));
+      const t0 = performance.now();
+      await pub.publish(names(fleet).commands, "all", body, { messageId: id, headers: { "x-arbeider-signature": signBody(body, key) } });
+      const at = await tap.tally.wait(cmd.deployment, n, 30_000);
+      return at - t0;
+    };
     broker.lap(); wk.lap(); hook.lap();
     const rounds = 60;
-    for (let i = 0; i < rounds; i++) wall.push(await webhook.roundTrip(tap, { command: "ping" }, n, 30_000));
+    for (let i = 0; i < rounds; i++) wall.push(await ping());
     const per = (ms: number) => (ms / rounds / n).toFixed(2);
+    if (process.env.PAUSE_WEBHOOK) process.kill(webhook.proc.pid, "SIGCONT");
     console.log(JSON.stringify({ bound, p50: median(wall).toFixed(1), broker: per(broker.lap()), workers: per(wk.lap()), webhook: per(hook.lap()) }));
   }
   await ch.deleteQueue("probe.events");

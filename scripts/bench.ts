@@ -20,6 +20,7 @@ import { dirname, join } from "node:path";
 import { chooseBroker } from "../bench/brokers.ts";
 import { realDeploy } from "../bench/deploy.ts";
 import { fanout } from "../bench/fanout.ts";
+import { historyLayout } from "../bench/history-layout.ts";
 import { createHarness, ROOT, type Harness } from "../bench/harness.ts";
 import { table, type Result } from "../bench/results.ts";
 import { rollouts } from "../bench/rollout.ts";
@@ -35,6 +36,7 @@ export const MEASUREMENTS: Record<string, (h: Harness) => Promise<Result[]>> = {
   deploy: realDeploy,
   rollout: rollouts,
   tracking,
+  history: historyLayout,
   scale: simulate,
 };
 
