@@ -137,12 +137,13 @@ export async function startWorker(h: Harness, fleet: string, node: string, repo:
 }
 
 /**
- * Workers `node-<from>` .. `node-<to - 1>`, each on a new clone, started 8 at a time. `niced`
- * runs them at the lowest priority but one, as if they were other machines: the webhook
- * then waits for no node's CPU (what it waits for on its own is what is measured).
+ * Workers `node-<from>` .. `node-<to - 1>`, each on a new clone, started 8 at a time. `idle`
+ * runs them (and what they start) under the idle scheduling class, as if they were other
+ * machines: they get only CPU that the webhook and the broker leave, so the webhook waits for
+ * no node's CPU and what it waits for on its own is what is measured.
  */
-export function startWorkers(h: Harness, fleet: string, repos: Repos, from: number, to: number, options: { niced?: boolean } = {}): Promise<Proc[]> {
-  const argv = options.niced ? ["nice", "-n", "15", BUN, "worker.ts"] : undefined;
+export function startWorkers(h: Harness, fleet: string, repos: Repos, from: number, to: number, options: { idle?: boolean } = {}): Promise<Proc[]> {
+  const argv = options.idle ? ["chrt", "--idle", "0", BUN, "worker.ts"] : undefined;
   return startInBatches(from, to, 8, (i) => startWorker(h, fleet, `node-${i}`, repos.clone(`node-${i}`), argv));
 }
 
