@@ -7,22 +7,11 @@
  * which must be 2xx, and the node's checkout must end at origin's tip.
  */
 import { afterAll, expect, test } from "bun:test";
-import { createServer, type AddressInfo } from "node:net";
-import { once } from "node:events";
 import { ROOT, openFleet } from "./helpers.ts";
-import { markedBlocks, replaceAll, runShell } from "./doc-blocks.ts";
+import { freePort, markedBlocks, readerEnv, replaceAll, runShell } from "./doc-blocks.ts";
 
 const fleets: { cleanup(): Promise<void> }[] = [];
 afterAll(() => Promise.all(fleets.map((f) => f.cleanup())));
-
-/** A port nobody listens on now. */
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Each logical line (continuations joined) of `code`; a `curl` line also prints `status <n> <http code>`. */
 function withStatuses(code: string): { script: string; curls: string[] } {
@@ -53,16 +42,7 @@ test("docs/api.md's walkthrough works as written: a webhook and a worker, every 
 
   const result = await runShell([own(setup!.code), script, look, cleanup!.code].join("\n"), {
     cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "/root",
-      AMQP_URL: process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672",
-      PORT: String(port),
-      GIT_AUTHOR_NAME: "docs test",
-      GIT_AUTHOR_EMAIL: "docs@arbeider.invalid",
-      GIT_COMMITTER_NAME: "docs test",
-      GIT_COMMITTER_EMAIL: "docs@arbeider.invalid",
-    },
+    env: readerEnv({ PORT: String(port) }),
     timeoutMs: 50_000,
   });
   const output = result.stdout + result.stderr;
