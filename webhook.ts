@@ -6,7 +6,7 @@
  *
  *   bun webhook.ts            (or: deno run -A webhook.ts)
  *
- * Configuration is environment variables only (README "Webhook").
+ * Configuration is environment variables only (docs/configuration.md).
  */
 import { readFileSync } from "node:fs";
 import { connectBroker } from "./shared/broker.ts";
@@ -108,7 +108,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     converge: config.ARBEIDER_CONVERGE,
     queueType: config.ARBEIDER_QUEUE_TYPE,
   });
-  // Reporting back (README "Reporting back"): the driver reports each state change, beside the rollouts.
+  // Reporting back (docs/reporting.md): the driver reports each state change, beside the rollouts.
   const targets = reportTargets(config);
   const reporter = targets.length === 0 ? undefined : createReporter({
     view,

@@ -1,5 +1,5 @@
 /**
- * The rollout driver's rules (README "Rollouts"), as pure functions of a
+ * The rollout driver's rules (docs/rollouts.md), as pure functions of a
  * deployment record and the clock: what to decide next (start a wave, pause,
  * abort, roll back the nodes the rollout changed), what a heartbeat or a
  * sweep means for it (a node gone or unhealthy counts as failed), which older
