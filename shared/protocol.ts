@@ -156,6 +156,8 @@ export const Heartbeat = v.object({
   stopping: v.optional(v.boolean()),
   /** Tracked files of the checkout differ from HEAD. */
   dirty: v.optional(v.boolean()),
+  /** Seconds between this node's heartbeats (ARBEIDER_HEARTBEAT_SECONDS): how long it may stay silent. */
+  period: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3600))),
 });
 export type Heartbeat = v.InferOutput<typeof Heartbeat>;
 

@@ -1,6 +1,7 @@
 /**
  * Which nodes are there, from their heartbeats: each node's latest heartbeat,
- * when it came, and its period, learned from the gaps between heartbeats. A
+ * when it came, and its period: the one each heartbeat states, or (from a
+ * worker that does not state it) learned from the gaps between heartbeats. A
  * node is online while its last heartbeat is younger than three periods, and
  * offline at once when its worker said it is stopping.
  */
@@ -41,7 +42,8 @@ export function createPresence(now: () => number) {
       const previous = seen.get(heartbeat.node);
       if (previous && at < previous.lastSeen) return false;
       const gaps = previous ? nextGaps(previous, at - previous.lastSeen) : [];
-      const periodMs = gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
+      // A stated period wins: extra beats after commands make short gaps that would shrink a learned one.
+      const periodMs = heartbeat.period ? heartbeat.period * 1000 : gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
       seen.set(heartbeat.node, { heartbeat, lastSeen: at, gaps, periodMs });
       return true;
     },

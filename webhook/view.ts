@@ -133,16 +133,19 @@ export function createView(options: { now?: () => number } = {}) {
     const seen = presence.get(node);
     if (!seen) return undefined;
     const hb = seen.heartbeat;
-    const self = { node, groups: hb.groups, commit: hb.commit, busy: hb.busy, dirty: hb.dirty, healthy: hb.healthy };
-    const desired: Desired | undefined = desiredOf(self, codeMoving);
     const entry = ledger.get(node) ?? {};
+    // An outcome newer than the last heartbeat (both stamped by the node) says where HEAD is now.
+    const newer = entry.last?.commitAfter && Date.parse(entry.last.at) > Date.parse(hb.at);
+    const commit = newer ? entry.last!.commitAfter! : hb.commit;
+    const self = { node, groups: hb.groups, commit, busy: newer ? false : hb.busy, dirty: hb.dirty, healthy: hb.healthy };
+    const desired: Desired | undefined = desiredOf(self, codeMoving);
     const { commitAfter: _after, at: _at, ...lastOutcome } = entry.last ?? ({} as Outcome);
     return {
       node,
       groups: hb.groups,
-      commit: hb.commit,
+      commit,
       branch: hb.branch,
-      busy: hb.busy,
+      busy: self.busy,
       version: hb.version,
       lastSeen: new Date(seen.lastSeen).toISOString(),
       online: presence.online(seen),
