@@ -15,9 +15,9 @@
 import { afterAll, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AMQP_URL, ROOT, head, makeOrigin, openFleet, removeDirs, startProcess, stopAll, tempDir, waitUntil, type Proc } from "./helpers.ts";
+import { AMQP_URL, ROOT, head, makeOrigin, openFleet, removeDirs, stopAll, tempDir, waitUntil, type Proc } from "./helpers.ts";
 import { freePort, markedBlocks, readerEnv, replaceAll, shellSession, type Block, type Replacements } from "./doc-blocks.ts";
-import { parseEnvironmentFile, parseUnit } from "./units.ts";
+import { parseEnvironmentFile, startAsSystemd } from "./units.ts";
 
 const dir = tempDir("arbeider-install-");
 const cleanups: (() => Promise<void>)[] = [];
@@ -80,21 +80,10 @@ test("docs/install.md as written: a webhook and two workers deploy a commit from
 
   /** What `systemctl enable --now <unit>` would start, started on `where`, with `extra` replacements. */
   function startUnit(unit: string, where: Host, extra: Replacements = []): Proc {
-    const rewrite = (text: string) => replaceAll(text, [...where.paths, ...extra], false);
-    const service = parseUnit(readFileSync(join(where.home, `${unit}.service`), "utf8")).Service!;
-    const credentials = join(where.root, "credentials");
-    mkdirSync(credentials, { recursive: true });
-    for (const item of service.LoadCredential ?? []) {
-      const [name, path] = item.split(":");
-      copyFileSync(rewrite(path!), join(credentials, name!));
-    }
-    // As systemd: Environment= first, then the EnvironmentFile= overrides it.
-    const env: Record<string, string> = {};
-    for (const item of service.Environment ?? []) env[item.slice(0, item.indexOf("="))] = item.slice(item.indexOf("=") + 1).replaceAll("%d", credentials);
-    for (const file of service.EnvironmentFile ?? []) Object.assign(env, parseEnvironmentFile(readFileSync(rewrite(file), "utf8")));
-    const [program, ...args] = rewrite(service.ExecStart!.at(-1)!).split(/\s+/);
-    expect(program).toBe("/usr/local/bin/bun");
-    const proc = startProcess(["bun", ...args], env, service.WorkingDirectory ? rewrite(service.WorkingDirectory.at(-1)!) : where.root);
+    const proc = startAsSystemd(join(where.home, `${unit}.service`), {
+      rewrite: (text) => replaceAll(text, [...where.paths, ...extra], false),
+      root: where.root,
+    });
     started.push(proc);
     return proc;
   }
