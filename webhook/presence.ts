@@ -50,10 +50,11 @@ export function createPresence(now: () => number) {
     get: (node: string) => seen.get(node),
     online,
     /** What the deployment sweep needs to know of a node. */
-    of(node: string, at: number): (Presence & { healthy?: boolean }) | undefined {
+    of(node: string, at: number): Presence | undefined {
       const s = seen.get(node);
       if (!s) return undefined;
-      return { online: online(s, at), stopping: s.heartbeat.stopping === true, lastSeen: s.lastSeen, periodMs: s.periodMs, healthy: s.heartbeat.healthy };
+      const { stopping, healthy, at: sent } = s.heartbeat;
+      return { online: online(s, at), stopping: stopping === true, lastSeen: s.lastSeen, periodMs: s.periodMs, healthy, heartbeatAt: Date.parse(sent) };
     },
     ids: () => [...seen.keys()].sort(),
     onlineNodes(): { node: string; groups: string[] }[] {

@@ -219,7 +219,7 @@ export function createView(options: { now?: () => number } = {}) {
     },
     node: truth,
     /** What the sweep knows of a node (online, stopping, last seen, period). */
-    presence: (node: string): (Presence & { healthy?: boolean }) | undefined => presence.of(node, now()),
+    presence: (node: string): Presence | undefined => presence.of(node, now()),
     /** The desired deployment record of a node, for catch-ups. */
     desiredRecord(node: string): DeploymentRecord | undefined {
       const hb = presence.get(node)?.heartbeat;
