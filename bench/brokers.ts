@@ -1,46 +1,42 @@
 /**
- * Where the scale benchmark's 1,000 connections may go. RabbitMQ refuses
- * connections beyond its socket limit, and a broker started with the common
- * default of 1,024 open files (Debian's wrapper starts it through `su`, which
- * applies that default) has about 830 sockets: pushing it further ends in
- * `emfile` and can take its database down for everyone using it. So the
- * shared broker is used only when its limit leaves room; otherwise, as root,
- * the benchmark starts a private broker of its own with a higher limit on a
- * free port, and stops it and deletes its data at the end.
+ * Which broker a bench run uses. A full run as root starts a private
+ * RabbitMQ of its own on a free port and runs every part on it: its CPU is
+ * then arbeider's alone and is counted with arbeider's, and it can take the
+ * scale part's 1,000 connections. RabbitMQ refuses connections beyond its
+ * socket limit, and a broker started with the common default of 1,024 open
+ * files (Debian's wrapper starts it through `su`, which applies that default)
+ * has about 830 sockets: pushing it further ends in `emfile` and can take its
+ * database down for everyone using it, so the private broker gets a higher
+ * limit. A quick run, or one without root, stays in its vhost on the shared
+ * broker (whose CPU is not counted: others use it too). The private broker
+ * is stopped and its data deleted at the end.
  */
 import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import amqp from "amqplib";
-import { waitUntil } from "../tests/helpers.ts";
-import { freePort, rabbitmqctl, type Harness } from "./harness.ts";
+import { waitUntil } from "../testkit/kit.ts";
+import { freePort, rabbitmqctl, type BrokerHandle, type Harness } from "./harness.ts";
 
-export interface BrokerHandle {
-  amqpUrl: string;
-  /** Closes every client connection, as a broker restart would. */
-  closeAllConnections(): void;
-  /** Stops what was started for it (nothing for the shared broker). */
-  close(): Promise<void>;
-}
-
-/** Sockets the broker behind `rabbitmqctl args` can still accept. */
-function freeSockets(...node: string[]): number {
-  const status = JSON.parse(rabbitmqctl(...node, "status", "--formatter", "json")) as {
+/** Sockets the shared broker can still accept. */
+export function freeSockets(): number {
+  const status = JSON.parse(rabbitmqctl("status", "--formatter", "json")) as {
     file_descriptors?: { sockets_limit: number; sockets_used: number };
   };
   const fd = status.file_descriptors;
   return fd ? fd.sockets_limit - fd.sockets_used : 0;
 }
 
-/** The run's vhost on the shared broker when it can take `connections` more; else a private broker, when we are root. */
-export async function brokerFor(h: Harness, connections: number): Promise<BrokerHandle> {
-  const room = freeSockets();
-  if (room >= connections || process.getuid?.() !== 0) {
-    if (room < connections) console.error(`bench: the broker can take ${room} more connections, fewer than ${connections}; expect refusals`);
-    return { amqpUrl: h.amqpUrl, closeAllConnections: () => h.closeAllConnections(), close: async () => {} };
+/** Moves a full run as root onto a private broker; otherwise the run stays on the shared one, and says why. */
+export async function chooseBroker(h: Harness): Promise<void> {
+  if (h.quick) return;
+  if (process.getuid?.() !== 0) {
+    console.error("bench: not root, so no private broker: the shared broker's CPU is not counted, and the scale part may lack sockets");
+    return;
   }
-  console.error(`bench: the shared broker can take ${room} more connections; starting a private one for ${connections}`);
-  return startPrivateBroker(h);
+  const t0 = performance.now();
+  h.useBroker(await startPrivateBroker(h));
+  console.error(`bench: private broker up in ${((performance.now() - t0) / 1000).toFixed(1)} s at ${h.broker.amqpUrl}`);
 }
 
 async function startPrivateBroker(h: Harness): Promise<BrokerHandle> {
@@ -62,7 +58,7 @@ async function startPrivateBroker(h: Harness): Promise<BrokerHandle> {
     RABBITMQ_MNESIA_BASE: join(base, "mnesia"),
     RABBITMQ_LOG_BASE: join(base, "log"),
     RABBITMQ_ENABLED_PLUGINS_FILE: join(base, "enabled_plugins"),
-  });
+  }, { keep: true });
   const amqpUrl = `amqp://guest:guest@127.0.0.1:${port}`;
   let closed = false;
   const close = async () => {
@@ -84,8 +80,9 @@ async function startPrivateBroker(h: Harness): Promise<BrokerHandle> {
   await waitUntil(up, `the private broker on port ${port}`, 90_000, 250);
   return {
     amqpUrl,
+    kind: "private",
+    pids: [proc.pid],
     closeAllConnections: () => void rabbitmqctl("-n", node, "close_all_connections", "--vhost", "/", "arbeider bench: simulated broker restart"),
-    close,
   };
 }
 

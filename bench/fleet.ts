@@ -1,21 +1,25 @@
 /**
  * Real arbeider processes for the benchmarks, started the way users start
  * them: `bun webhook.ts` (ready once `/healthz` answers 200) and `bun
- * worker.ts` per node on its own clone (ready once it logs that it consumes),
- * plus the origin repository and clones they work on.
+ * worker.ts` per node on its own clone (ready once it logs that it consumes,
+ * and counted once the webhook lists it online: a deployment expects only
+ * the nodes the webhook knows are there), plus the origin repository and the
+ * clones they work on, and the Codeship notification a CI sends.
  */
-import amqp from "amqplib";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import amqp from "amqplib";
 import { declareExchanges } from "../shared/topology.ts";
-import { cloneNode, git, waitUntil } from "../tests/helpers.ts";
-import { freePort, type Harness, type Proc } from "./harness.ts";
+import { cloneNode, git, waitUntil } from "../testkit/kit.ts";
+import { BUN, freePort, startInBatches, type Harness, type Proc } from "./harness.ts";
 import type { Tap } from "./tap.ts";
 
 export const API_KEY = "bench-api-key-0123456789";
 export const CODESHIP_PROJECT = "412345";
 /** What a worker logs once its consumer is registered. */
 export const CONSUMING = '"msg":"consuming"';
+
+export type DeployRequest = { command: string; target?: string; args?: Record<string, string>; strategy?: string };
 
 export interface Webhook {
   proc: Proc;
@@ -24,14 +28,17 @@ export interface Webhook {
   deploy(request: DeployRequest): Promise<string>;
   /** Deploys `request` and resolves with the ms from the POST until `n` nodes' `succeeded` reached `tap`. */
   roundTrip(tap: Tap, request: DeployRequest, n: number, timeoutMs: number): Promise<number>;
+  /** Resolves once `GET /api/nodes` lists at least `n` nodes online. */
+  online(n: number, timeoutMs?: number): Promise<void>;
 }
 
-type DeployRequest = { command: string; target?: string; args?: Record<string, string> };
+/** With BENCH_PROFILE=DIR, every webhook writes a CPU profile (Markdown) into DIR when it stops. */
+const profile = () => (process.env.BENCH_PROFILE ? ["--cpu-prof-md", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []);
 
 /** `bun webhook.ts` for `fleet` (with `env` added), ready to take requests. */
 export async function startWebhook(h: Harness, fleet: string, env: Record<string, string> = {}): Promise<Webhook> {
   const port = await freePort();
-  const proc = h.spawn(["bun", "webhook.ts"], {
+  const proc = h.spawn(["bun", ...profile(), "webhook.ts"], {
     ARBEIDER_FLEET: fleet,
     PORT: String(port),
     HOST: "127.0.0.1",
@@ -42,11 +49,12 @@ export async function startWebhook(h: Harness, fleet: string, env: Record<string
     ...env,
   });
   const url = `http://127.0.0.1:${port}`;
-  const healthy = async () => {
+  const alive = () => {
     if (proc.child.exitCode !== null) throw new Error(`the webhook exited with ${proc.child.exitCode}:\n${proc.tail()}`);
-    return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
   };
-  await waitUntil(healthy, "the webhook's /healthz to answer 200", 30_000, 20);
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json", ...init.headers } });
+  await waitUntil(() => (alive(), fetch(`${url}/healthz`).then((r) => r.ok, () => false)), "the webhook's /healthz to answer 200", 30_000, 20);
   const webhook: Webhook = {
     proc,
     url,
@@ -58,14 +66,18 @@ export async function startWebhook(h: Harness, fleet: string, env: Record<string
       return at - t0;
     },
     async deploy(request) {
-      const response = await fetch(`${url}/api/deployments`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
-        body: JSON.stringify(request),
-      });
+      const response = await api("/api/deployments", { method: "POST", body: JSON.stringify(request) });
       const body = (await response.json()) as { deployment?: string; error?: string };
-      if (response.status !== 202 || !body.deployment) throw new Error(`POST /api/deployments answered ${response.status}: ${JSON.stringify(body)}`);
+      if (response.status !== 202 || !body.deployment) throw new Error(`POST /api/deployments answered ${response.status}: ${JSON.stringify(body)}; nodes: ${await (await api("/api/nodes")).text()}`);
       return body.deployment;
+    },
+    async online(n, timeoutMs = 120_000) {
+      const count = async () => {
+        alive();
+        const body = (await (await api("/api/nodes")).json()) as { nodes: { online: boolean }[] };
+        return body.nodes.filter((node) => node.online).length >= n;
+      };
+      await waitUntil(count, `${n} nodes online at the webhook`, timeoutMs, 50);
     },
   };
   return webhook;
@@ -108,11 +120,11 @@ const declared = new Set<string>();
  * The fleet's exchanges are declared first, as a webhook would (a worker declares only its queue).
  */
 export async function startWorker(h: Harness, fleet: string, node: string, repo: string, argv = ["bun", "worker.ts"]): Promise<Proc> {
-  if (!declared.has(fleet)) {
-    const connection = await amqp.connect(h.amqpUrl);
+  if (!declared.has(`${h.broker.amqpUrl} ${fleet}`)) {
+    const connection = await amqp.connect(h.broker.amqpUrl);
     await declareExchanges(await connection.createConfirmChannel(), fleet);
     await connection.close();
-    declared.add(fleet);
+    declared.add(`${h.broker.amqpUrl} ${fleet}`);
   }
   const proc = h.spawn(argv, {
     ARBEIDER_FLEET: fleet,
@@ -123,3 +135,32 @@ export async function startWorker(h: Harness, fleet: string, node: string, repo:
   await proc.waitForLine(CONSUMING, 60_000);
   return proc;
 }
+
+/**
+ * Workers `node-<from>` .. `node-<to - 1>`, each on a new clone, started 8 at a time. `niced`
+ * runs them at the lowest priority but one, as if they were other machines: the webhook
+ * then waits for no node's CPU (what it waits for on its own is what is measured).
+ */
+export function startWorkers(h: Harness, fleet: string, repos: Repos, from: number, to: number, options: { niced?: boolean } = {}): Promise<Proc[]> {
+  const argv = options.niced ? ["nice", "-n", "15", BUN, "worker.ts"] : undefined;
+  return startInBatches(from, to, 8, (i) => startWorker(h, fleet, `node-${i}`, repos.clone(`node-${i}`), argv));
+}
+
+/** A Codeship build notification as Codeship sends it; `{{n}}` is the build id. */
+export const codeship = (status: string, branch = "master", commit = "39cf93573039b61c6177ef04beaa5faf0a3fdfd7") =>
+  JSON.stringify({
+    build: {
+      build_url: "https://app.codeship.com/projects/412345/builds/{{n}}",
+      commit_url: `https://github.com/acme/shop/commit/${commit}`,
+      project_id: Number(CODESHIP_PROJECT),
+      build_id: "{{n}}",
+      status,
+      project_full_name: "acme/shop",
+      project_name: "acme/shop",
+      commit_id: commit,
+      short_commit_id: commit.slice(0, 5),
+      message: "Add coupon validation to checkout",
+      committer: "mlindqvist",
+      branch,
+    },
+  }).replace('"{{n}}"', "{{n}}");

@@ -12,12 +12,12 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { makeKeys, rabbitmqctl, waitUntil } from "../tests/helpers.ts";
+import { join } from "node:path";
+import { makeKeys, rabbitmqctl, ROOT, waitUntil } from "../testkit/kit.ts";
 
 export { rabbitmqctl };
 
-export const ROOT = resolve(import.meta.dir, "..");
+export { ROOT };
 export const BUN = process.execPath;
 const BASE_URL = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const VHOST_PREFIX = "arbeider-bench-";
@@ -38,22 +38,32 @@ export interface Proc {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** The broker a run's processes use. */
+export interface BrokerHandle {
+  readonly amqpUrl: string;
+  /** A private broker is this run's alone, so its CPU is counted with arbeider's; the shared one serves others too. */
+  readonly kind: "private" | "shared";
+  /** The processes whose CPU is the broker's: none for the shared broker. */
+  readonly pids: readonly number[];
+  /** Closes every client connection of the run, as a broker restart would. */
+  closeAllConnections(): void;
+}
+
 export interface Harness {
   readonly quick: boolean;
   readonly vhost: string;
-  /** AMQP_URL that points into the run's vhost. */
-  readonly amqpUrl: string;
+  /** The run's vhost on the shared broker at first; `useBroker` moves the run to another one. */
+  readonly broker: BrokerHandle;
+  useBroker(broker: BrokerHandle): void;
   /** The run's temporary folder. */
   readonly dir: string;
   readonly keys: { signingFile: string; verifyFile: string };
   /** A fresh fleet name. */
   fleet(prefix: string): string;
-  /** Starts `argv` in the repository (a leading "bun" is this bun) with `env` and the run's AMQP_URL; `quiet` discards stdout. */
-  spawn(argv: string[], env?: Record<string, string>, options?: { quiet?: boolean }): Proc;
-  /** Stops every process still running (all at once, TERM then KILL). */
+  /** Starts `argv` in the repository (a leading "bun" is this bun) with `env` and the broker's AMQP_URL; `quiet` discards stdout. */
+  spawn(argv: string[], env?: Record<string, string>, options?: { quiet?: boolean; keep?: boolean }): Proc;
+  /** Stops every process still running but those spawned to `keep` (all at once, TERM then KILL); cleanup stops those too. */
   stopAll(): Promise<void>;
-  /** Closes every client connection of the run's vhost, as a broker restart would. */
-  closeAllConnections(): void;
   /** Runs `fn` at cleanup, before the processes are stopped. */
   onCleanup(fn: () => Promise<void>): void;
   cleanup(): Promise<void>;
@@ -109,27 +119,35 @@ export function createHarness(options: { quick: boolean }): Harness {
   const dir = mkdtempSync(join(tmpdir(), "arbeider-bench-"));
   const keys = makeKeys(join(dir, "keys"));
   const running = new Set<Proc>();
+  const kept = new Set<Proc>();
   const cleanups: (() => Promise<void>)[] = [];
   let cleaned = false;
+  let broker: BrokerHandle = {
+    amqpUrl,
+    kind: "shared",
+    pids: [],
+    closeAllConnections: () => void rabbitmqctl("close_all_connections", "--vhost", vhost, "arbeider bench: simulated broker restart"),
+  };
 
   const harness: Harness = {
     quick: options.quick,
     vhost,
-    amqpUrl,
+    get broker() {
+      return broker;
+    },
+    useBroker: (other) => void (broker = other),
     dir,
     keys: { signingFile: keys.signingFile, verifyFile: keys.verifyFile },
     fleet: (prefix) => `${prefix}-${randomUUID().slice(0, 8)}`,
     spawn(argv, env = {}, options = {}) {
-      const proc = spawnProc(argv, { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AMQP_URL: amqpUrl, ...env }, options.quiet ?? false);
+      const proc = spawnProc(argv, { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AMQP_URL: broker.amqpUrl, ...env }, options.quiet ?? false);
       running.add(proc);
+      if (options.keep) kept.add(proc);
       void proc.exited.then(() => running.delete(proc));
       return proc;
     },
     async stopAll() {
-      await Promise.all([...running].map((proc) => proc.stop()));
-    },
-    closeAllConnections() {
-      rabbitmqctl("close_all_connections", "--vhost", vhost, "arbeider bench: simulated broker restart");
+      await Promise.all([...running].filter((proc) => cleaned || !kept.has(proc)).map((proc) => proc.stop()));
     },
     onCleanup: (fn) => void cleanups.push(fn),
     async cleanup() {

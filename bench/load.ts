@@ -11,6 +11,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ensurePackages } from "./install.ts";
 
 export interface LoadOptions {
   url: string;
@@ -34,17 +35,8 @@ export interface LoadResult {
   errors: number;
 }
 
-/** Whether wrk is on the PATH; as root with apt, installs Debian's package first when it is not (as scripts/rabbitmq.sh does for the broker). */
-export function ensureWrk(install = true): boolean {
-  const present = () => spawnSync("wrk", ["--version"], { encoding: "utf8" }).error === undefined;
-  if (present()) return true;
-  if (!install || process.getuid?.() !== 0 || spawnSync("apt-get", ["--version"]).error !== undefined) return false;
-  console.error("bench: installing Debian's wrk");
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  spawnSync("apt-get", ["update", "-qq"], { stdio: "ignore", env });
-  spawnSync("apt-get", ["install", "-y", "-qq", "wrk"], { stdio: "ignore", env });
-  return present();
-}
+/** Whether wrk is on the PATH; as root with apt, installs Debian's package first when it is not and `install` allows it. */
+export const ensureWrk = (install = true) => ensurePackages(["wrk"], () => spawnSync("wrk", ["--version"]).error === undefined, install);
 
 /** Lua for wrk: one POST per call of request(), numbered from `firstN`, and a JSON summary at the end. */
 function script(options: LoadOptions): string {

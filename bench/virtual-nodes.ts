@@ -5,7 +5,9 @@
  * its reconnect and jitter), durable queue, state file, logger, heartbeats and
  * the worker's consumer with its verification, command execution and events.
  * Only the checkout is shared, which ping reads and never writes, and the
- * configuration is checked once instead of per node.
+ * configuration is checked once instead of per node. Each node sends its
+ * first heartbeat once connected, as `bun worker.ts` does, so the webhook
+ * counts it online and a deployment expects it.
  * In `bare` mode each node is the floor's bare consumer. Every time a node's
  * consumer is (re)registered the process prints `consuming <node>` on stderr,
  * and `lost <node>` when a real node's connection drops.
@@ -37,10 +39,11 @@ function watchedLogger(level: Level, node: string): Logger {
   };
 }
 
-/** One node as worker.ts's main() starts it (startConsuming), minus the checkout lock and the signal handling. */
+/** One node as worker.ts's main() starts it (startConsuming, then a first heartbeat), minus the checkout lock and the signal handling. */
 function startNode(base: Settings, node: string, stateDir: string): void {
   const settings: Settings = { ...base, env: { ...base.env, ARBEIDER_NODE_ID: node }, stateFile: join(stateDir, `${node}.json`) };
-  startConsuming(settings, watchedLogger(settings.env.LOG_LEVEL, node), openStore(settings.stateFile));
+  const { broker, heartbeats } = startConsuming(settings, watchedLogger(settings.env.LOG_LEVEL, node), openStore(settings.stateFile));
+  void broker.waitConnected(60_000).then((connected) => connected && void heartbeats.beat());
 }
 
 if (import.meta.main) {

@@ -9,12 +9,12 @@
  * follows (bench/http-floor.ts). Peer: Debian's `webhook`
  * (adnanh/webhook) with an HMAC rule running /bin/true, when installed.
  */
-import { spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, waitForPort, type Harness, type Proc } from "./harness.ts";
-import { API_KEY, CODESHIP_PROJECT, startWebhook } from "./fleet.ts";
+import { API_KEY, codeship, startWebhook } from "./fleet.ts";
+import { ensurePackages, runs } from "./install.ts";
 import { ensureWrk, load, type LoadOptions, type LoadResult } from "./load.ts";
 import { result, type Result } from "./results.ts";
 
@@ -22,33 +22,11 @@ const CONNECTIONS = 50;
 const SECRET = "bench-hmac-secret";
 const JSON_HEADERS = { "Content-Type": "application/json" };
 
-/** A Codeship build notification as Codeship sends it; `{{n}}` is the build id. */
-const codeship = (status: string) =>
-  JSON.stringify({
-    build: {
-      build_url: "https://app.codeship.com/projects/412345/builds/{{n}}",
-      commit_url: "https://github.com/acme/shop/commit/39cf93573039b61c6177ef04beaa5faf0a3fdfd7",
-      project_id: Number(CODESHIP_PROJECT),
-      build_id: "{{n}}",
-      status,
-      project_full_name: "acme/shop",
-      project_name: "acme/shop",
-      commit_id: "39cf93573039b61c6177ef04beaa5faf0a3fdfd7",
-      short_commit_id: "39cf9",
-      message: "Add coupon validation to checkout",
-      committer: "mlindqvist",
-      branch: "master",
-    },
-  }).replace('"{{n}}"', "{{n}}");
-
 /** The same body with a fixed build id and its GitHub-style HMAC header, for servers without deduplication. */
 function signed(status: string): { body: string; headers: Record<string, string> } {
   const body = codeship(status).replaceAll("{{n}}", "70811234");
   return { body, headers: { ...JSON_HEADERS, "X-Hub-Signature-256": `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}` } };
 }
-
-/** Whether Debian's `webhook` is installed. */
-const hasPeer = () => spawnSync("webhook", ["-version"], { encoding: "utf8" }).status === 0;
 
 /** Starts adnanh/webhook with one hook: HMAC over the body, status must be success, then /bin/true. */
 async function startPeer(h: Harness): Promise<{ proc: Proc; url: string }> {
@@ -112,7 +90,7 @@ export async function webhookRate(h: Harness): Promise<Result[]> {
     await record.proc.stop();
 
     let peer: { accepted: LoadResult; ignored: LoadResult } | undefined;
-    if (hasPeer()) {
+    if (ensurePackages(["webhook"], () => runs("webhook", "-version"), !h.quick)) {
       const p = await startPeer(h);
       procs.push(p.proc);
       const ok = signed("success");

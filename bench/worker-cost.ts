@@ -27,7 +27,7 @@ export async function workerCost(h: Harness): Promise<Result[]> {
   const reps = h.quick ? 1 : 5;
   const fleet = h.fleet("cost");
   // No webhook runs here, and workers declare no exchange: declare the fleet's as the webhook would.
-  const connection = await amqp.connect(h.amqpUrl);
+  const connection = await amqp.connect(h.broker.amqpUrl);
   await declareExchanges(await connection.createConfirmChannel(), fleet);
   await connection.close();
   const repos = makeRepos(join(h.dir, "cost"));

@@ -1,24 +1,30 @@
 /**
- * arbeider's benchmarks against the physical floor, all in one run
- * on one broker: fan-out, webhook rate, worker cost, a real deploy, and
+ * arbeider's benchmarks against the physical floor and its peers, all in one
+ * run on one broker: fan-out, webhook rate, worker cost, a real deploy beside
+ * a webhook per node and Ansible, rollouts, the webhook's tracking, and
  * 1,000 simulated nodes. Every figure is printed beside its floor, measured
  * in the same run, with the ratio and the goal; the table goes to stdout and
- * the same rows to bench/results.json. Each run works in a RabbitMQ vhost of
- * its own that is deleted at the end, and stops every process it started,
- * also on an error or Ctrl-C.
+ * the same rows to bench/results.json. A full run as root works on a private
+ * broker it starts (bench/brokers.ts), otherwise in a vhost of its own on the
+ * shared one; either is removed at the end, with every process the run
+ * started, also on an error or Ctrl-C.
  *
- *   make bench      (or: bun scripts/bench.ts [--quick] [--only=fanout,rate,cost,deploy,scale] [--out=FILE])
+ *   make bench      (or: bun scripts/bench.ts [--quick] [--only=fanout,rate,...] [--out=FILE])
  *
- * Needs a local RabbitMQ reachable with `rabbitmqctl`, git, and wrk (Debian:
- * apt-get install wrk); Debian's `webhook` package, if installed, is the peer.
+ * Needs a local RabbitMQ reachable with `rabbitmqctl` and git. wrk, Debian's
+ * `webhook`, Ansible and sshd are installed as root when missing (never by a
+ * quick run); a part that lacks one is skipped and says why.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { chooseBroker } from "../bench/brokers.ts";
 import { realDeploy } from "../bench/deploy.ts";
 import { fanout } from "../bench/fanout.ts";
 import { createHarness, ROOT, type Harness } from "../bench/harness.ts";
 import { table, type Result } from "../bench/results.ts";
+import { rollouts } from "../bench/rollout.ts";
 import { simulate } from "../bench/simulate.ts";
+import { tracking } from "../bench/tracking.ts";
 import { webhookRate } from "../bench/webhook-rate.ts";
 import { workerCost } from "../bench/worker-cost.ts";
 
@@ -27,6 +33,8 @@ export const MEASUREMENTS: Record<string, (h: Harness) => Promise<Result[]>> = {
   rate: webhookRate,
   cost: workerCost,
   deploy: realDeploy,
+  rollout: rollouts,
+  tracking,
   scale: simulate,
 };
 
@@ -62,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
   const results: Result[] = [];
   let failed = 0;
   try {
+    await chooseBroker(h);
     for (const name of only) {
       const t0 = performance.now();
       console.error(`bench: ${name}...`);

@@ -156,7 +156,12 @@ export const Heartbeat = v.object({
   stopping: v.optional(v.boolean()),
   /** Tracked files of the checkout differ from HEAD. */
   dirty: v.optional(v.boolean()),
-  /** Seconds between this node's heartbeats (ARBEIDER_HEARTBEAT_SECONDS): how long it may stay silent. */
+  /**
+   * The worker's ARBEIDER_HEARTBEAT_SECONDS. The webhook counts a node online
+   * for three periods; learned from the gaps alone, the period of a node that
+   * just started and ran a command (which sends a beat at once) would look
+   * as short as that gap.
+   */
   period: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3600))),
 });
 export type Heartbeat = v.InferOutput<typeof Heartbeat>;

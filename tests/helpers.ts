@@ -6,16 +6,17 @@
  * by its `cleanup`.
  */
 import amqp, { type Channel, type ChannelModel } from "amqplib";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { parseSigningKey, signBody, type SigningKey } from "../shared/signing.ts";
-import { writeKeys } from "../scripts/keygen.ts";
+import { join } from "node:path";
+import { signBody, type SigningKey } from "../shared/signing.ts";
 import { eventKey, names, routingKey, type Command, type Event } from "../shared/protocol.ts";
+import { git, ROOT, waitUntil } from "../testkit/kit.ts";
 
-export const ROOT = resolve(import.meta.dir, "..");
+export { cloneNode, git, makeKeys, rabbitmqctl, ROOT, waitUntil } from "../testkit/kit.ts";
+
 export const AMQP_URL = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const BUN = process.execPath;
 
@@ -24,25 +25,7 @@ export function tempDir(prefix = "arbeider-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Waits for `probe` to return a truthy value, polling every `everyMs`, or throws after `timeoutMs`. */
-export async function waitUntil<T>(probe: () => T | Promise<T>, what: string, timeoutMs = 15_000, everyMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(everyMs);
-  }
-}
-
 // ---------------------------------------------------------------- git
-
-/** Runs git with an argument list in `cwd`; returns trimmed stdout or throws with stderr. */
-export function git(cwd: string, ...args: string[]): string {
-  const result = spawnSync("git", args, { cwd, encoding: "utf8", env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } });
-  if (result.status !== 0) throw new Error(`git ${args.join(" ")} failed in ${cwd}: ${result.stderr}`);
-  return result.stdout.trim();
-}
 
 const IDENTITY = ["-c", "user.name=arbeider test", "-c", "user.email=test@arbeider.invalid"];
 
@@ -72,22 +55,11 @@ export function makeOrigin(dir: string) {
   return { origin, work, commit, first };
 }
 
-/** A node's checkout: a clone of `origin` on master. */
-export function cloneNode(origin: string, dir: string): string {
-  git(resolve(dir, ".."), "clone", "--quiet", "--branch", "master", origin, dir);
-  return dir;
-}
-
 export const head = (repo: string) => git(repo, "rev-parse", "HEAD");
 export const currentBranch = (repo: string) => git(repo, "rev-parse", "--abbrev-ref", "HEAD");
 export const isClean = (repo: string) => git(repo, "status", "--porcelain", "--untracked-files=no") === "";
 
 // ---------------------------------------------------------------- keys and commands
-
-export function makeKeys(dir: string): { signingFile: string; verifyFile: string; key: SigningKey } {
-  const { signing, verify } = writeKeys(dir);
-  return { signingFile: signing, verifyFile: verify, key: parseSigningKey(readFileSync(signing, "utf8")) };
-}
 
 /** A command body as the webhook builds it, with `overrides` applied. */
 export function command(fleet: string, action: Pick<Command, "command" | "args"> & Partial<Command>): Command {
@@ -286,11 +258,4 @@ export async function startWorker(env: Record<string, string>, runtime: string[]
 /** Removes folders made by `tempDir`. */
 export function removeDirs(...dirs: string[]): void {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-}
-
-/** `rabbitmqctl` with arguments; returns stdout. */
-export function rabbitmqctl(...args: string[]): string {
-  const result = spawnSync("rabbitmqctl", ["-q", ...args], { encoding: "utf8", env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
-  if (result.status !== 0) throw new Error(`rabbitmqctl ${args.join(" ")} failed: ${result.stderr}`);
-  return result.stdout;
 }

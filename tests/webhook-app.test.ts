@@ -467,6 +467,22 @@ describe("API", () => {
     expect(nodes).toMatchObject([{ node: "web-1", groups: ["web"], online: true }]);
   });
 
+  test("a node that states its period stays online for three of them, also after the beat that follows a command", async () => {
+    let now = Date.parse("2026-01-01T00:00:00Z");
+    const view = createView({ now: () => now });
+    const every15 = (node: string) => ({ ...heartbeat(node), period: 15 });
+    for (const node of ["stated", "learned"]) view.heartbeat(node === "stated" ? every15(node) : heartbeat(node));
+    // Both ran a command 1.2 s after starting, and beat at once after it.
+    now += 1_200;
+    for (const node of ["stated", "learned"]) view.heartbeat(node === "stated" ? every15(node) : heartbeat(node));
+    now += 6_000; // 3 x 1.2 s are over, 3 x 15 s are not; the next periodic beat is 8 s away.
+    expect(view.nodes().map((n) => [n.node, n.online])).toEqual([["learned", false], ["stated", true]]);
+    now += 37_000; // 43 s after its last beat
+    expect(view.node("stated")?.online).toBe(true);
+    now += 2_500;
+    expect(view.node("stated")?.online).toBe(false);
+  });
+
   test("GET /api/events streams each event, the deployment after it, and heartbeats", async () => {
     const h = harness();
     const res = await h.app.request("/api/events", { headers: bearer });

@@ -228,6 +228,23 @@ describe("webhook and broker", () => {
     expect(await (await again.codeship()).json()).toEqual({ deployment: id, duplicate: true });
   });
 
+  test("a burst of CI deploys for a target with no node online supersedes each older one once, not once per newer one", async () => {
+    const fleet = await fleetOfOwn();
+    const w = await webhook(fleet.fleet);
+    await waitUntil(() => w.driver.driving, "the webhook to drive rollouts");
+    const build = (id: number) => new TextDecoder().decode(success).replaceAll("70811234", String(id));
+    const hook = `/hooks/codeship?api_key=${API_KEY}`;
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => w.app.request(hook, { method: "POST", headers: { "Content-Type": "application/json" }, body: build(i + 1) })),
+    );
+    expect(answers.map((r) => r.status)).toEqual(answers.map(() => 202));
+    const supersedes = () => fleet.events.filter((e) => (e as unknown as { decision?: string }).decision === "supersede");
+    const superseded = () => w.view.all().filter((r) => r.superseded).length;
+    // Every deploy but the newest (those issued in its millisecond too) is superseded, and each decision has come back.
+    await waitUntil(() => superseded() >= 39 && supersedes().length >= superseded() && w.view.unfinished().length <= 1, "the older deploys superseded");
+    expect(supersedes().length).toBeLessThanOrEqual(40);
+  });
+
   test("a connection the broker closed is re-established, and the next webhook is accepted", async () => {
     const fleet = await fleetOfOwn();
     let hold: Promise<void> | undefined;

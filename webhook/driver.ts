@@ -62,6 +62,8 @@ export function createDriver(options: DriverOptions) {
   let lastTick = 0;
   let driving = false;
   const pending = new Map<string, number>();
+  // Rollouts whose supersede is recorded but not back from the history yet: a burst of newer ones supersedes each once.
+  const superseding = new Map<string, number>();
   const waits = new Map<string, ReturnType<typeof setTimeout>>();
   const timers: ReturnType<typeof setInterval>[] = [];
 
@@ -121,13 +123,17 @@ export function createDriver(options: DriverOptions) {
   /** A new rollout first stops the older ones it overlaps (left alone until that is recorded), then starts. */
   function created(record: DeploymentRecord): void {
     if (!driving || busy(record)) return;
-    const older = superseded(record, view.unfinished(), now());
+    const older = superseded(record, view.unfinished(), now()).filter((o) => !((superseding.get(o.id) ?? 0) > now()));
     if (older.length === 0) return evaluate(record);
     const at = new Date(now()).toISOString();
     for (const r of [record, ...older]) pending.set(r.id, now() + ECHO_MS);
+    for (const o of older) superseding.set(o.id, now() + ECHO_MS);
     void Promise.all(older.map((o) => options.record({ v: PROTOCOL_VERSION, deployment: o.id, decision: "supersede", at, by: record.id })))
       .then(() => log.info("rollouts superseded", { by: record.id, deployments: older.map((o) => o.id) }))
-      .catch((error) => log.warn("cannot record a supersede", { deployment: record.id, error: (error as Error).message }))
+      .catch((error) => {
+        for (const o of older) superseding.delete(o.id);
+        log.warn("cannot record a supersede", { deployment: record.id, error: (error as Error).message });
+      })
       .finally(() => {
         pending.delete(record.id);
         evaluate(record);

@@ -38,8 +38,11 @@ function tooLarge(maxBytes: number): HTTPException {
 export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array> {
   const stream = c.req.raw.body;
   if (!stream) return new Uint8Array();
-  const reader = stream.getReader();
   const declared = Number(c.req.header("content-length") ?? "NaN");
+  // A declared length within the limit bounds the body (the server frames it by that length): read it whole,
+  // which costs the runtime a fraction of reading it chunk by chunk.
+  if (declared <= maxBytes) return new Uint8Array(await c.req.raw.arrayBuffer());
+  const reader = stream.getReader();
   if (declared > maxBytes) {
     await drain(reader, DRAIN_BOUND);
     throw tooLarge(maxBytes);

@@ -52,7 +52,7 @@ export function startHeartbeats(options: { settings: Settings; log: Logger; brok
       busy: busy(),
       version: VERSION,
       at: new Date().toISOString(),
-      period: settings.env.ARBEIDER_HEARTBEAT_SECONDS,
+      period,
       ...(dirty === undefined ? {} : { dirty }),
       ...(health === undefined ? {} : { healthy: health }),
       ...(stopping ? { stopping } : {}),
