@@ -64,11 +64,17 @@ describe("a three-node cluster", () => {
     const last = [...output.matchAll(/"msg":"(connected to broker|lost broker connection)[^"]*".*?"broker":"amqp:\/\/guest:\*\*\*@127\.0\.0\.1:(\d+)"/g)].at(-1);
     return last?.[1] === "connected to broker" ? nodeOf(last[2]!) : undefined;
   };
-  /** Waits until every process is connected and the webhook healthy, so a loss starts from a settled fleet. */
+  /** Every node online at the webhook: a deployment made now expects them all. */
+  const allOnline = async () => {
+    const res = await fetch(`${stack.webhook.url}/api/nodes`, { headers: { authorization: `Bearer ${stack.apiKey}` } });
+    const { nodes } = (await res.json()) as { nodes: { node: string; online: boolean }[] };
+    return NODES.every((id) => nodes.some((n) => n.node === id && n.online));
+  };
+  /** Waits until every process is connected, the webhook healthy and every node online there, so a loss starts from a settled fleet. */
   const settled = () =>
     waitUntil(
-      async () => processes().every((p) => connectedNode(p.output())) && (await fetch(`${stack.webhook.url}/healthz`)).status === 200,
-      "every process connected and the webhook healthy",
+      async () => processes().every((p) => connectedNode(p.output())) && (await fetch(`${stack.webhook.url}/healthz`)).status === 200 && (await allOnline()),
+      "every process connected, the webhook healthy and every node online",
       40_000,
       200,
     );

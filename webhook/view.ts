@@ -200,6 +200,20 @@ export function createView(options: { now?: () => number } = {}) {
     },
     /** Whether a deployment with this id was created (its `created` record is known). */
     has: (id: string) => records.get(id)?.spec !== undefined,
+    /** Resolves true once deployment `id` is known, or false after `timeoutMs`. */
+    whenKnown(id: string, timeoutMs: number): Promise<boolean> {
+      if (records.get(id)?.spec) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const done = (known: boolean) => {
+          clearTimeout(timer);
+          listeners.delete(listener);
+          resolve(known);
+        };
+        const listener = (message: ViewMessage) => message.kind === "change" && message.id === id && message.full && done(true);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        listeners.add(listener);
+      });
+    },
     record: (id: string) => records.get(id),
     get(id: string): Deployment | undefined {
       const record = records.get(id);
