@@ -6,7 +6,7 @@
  *
  *   bun webhook.ts            (or: deno run -A webhook.ts)
  *
- * Configuration is environment variables only (README "Webhook").
+ * Configuration is environment variables only (docs/configuration.md).
  */
 import { readFileSync } from "node:fs";
 import { connectBroker } from "./shared/broker.ts";
@@ -19,7 +19,7 @@ import { setupDeadLetters } from "./webhook/dead-letters.ts";
 import { createCommandSender } from "./webhook/deployer.ts";
 import { createDriver } from "./webhook/driver.ts";
 import { followHistory } from "./webhook/history.ts";
-import { createMetrics } from "./webhook/metrics.ts";
+import { createMetrics, type Metrics } from "./webhook/metrics.ts";
 import { checkProviderPairs } from "./webhook/providers.ts";
 import { createRecorder, createSealer } from "./webhook/records.ts";
 import { DEFAULT_POLICY } from "./webhook/delivery.ts";
@@ -76,27 +76,18 @@ export function stopSignal(): Promise<string> {
   });
 }
 
-/** Runs the webhook until SIGTERM or SIGINT. */
-export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
-  let config: WebhookEnv;
-  let signingKey: SigningKey;
-  let verifyKeys: VerifyKey[];
-  try {
-    config = loadWebhookConfig(env);
-    signingKey = readSigningKey(config.ARBEIDER_SIGNING_KEY_FILE);
-    // Its own records, and those of the keys it replaced.
-    verifyKeys = [verifyKeyOf(signingKey), ...readVerifyKeyFiles(config.ARBEIDER_VERIFY_KEY_FILE)];
-  } catch (error) {
-    exitOnConfigError(error);
-  }
-  const log: Logger = createLogger(config.LOG_LEVEL, { process: "webhook", fleet: config.ARBEIDER_FLEET });
-
+/**
+ * The webhook's broker side: the view fed from the history stream, the
+ * rollout driver (elected among replicas), the reporter (when a target is
+ * configured) and the dead letters, all set up again on every reconnect.
+ */
+export function connectFleet(options: { config: WebhookEnv; signingKey: SigningKey; verifyKeys: VerifyKey[]; log: Logger; metrics: Metrics }) {
+  const { config, signingKey, verifyKeys, log, metrics } = options;
   const view = createView();
   const sealer = createSealer(signingKey, verifyKeys);
   // The driver's part of the broker setup needs the broker's publish: both exist before the first connection.
   const publish = (exchange: string, key: string, body: Uint8Array, options?: { messageId?: string; headers?: Record<string, string> }) =>
     broker.publish(exchange, key, body, options);
-  const metrics = createMetrics();
   const send = createCommandSender({ signingKey, publish, fleet: config.ARBEIDER_FLEET });
   const record = createRecorder({ fleet: config.ARBEIDER_FLEET, sealer, publish });
   const driver = createDriver({
@@ -108,7 +99,7 @@ export async function main(env: Record<string, string | undefined> = process.env
     converge: config.ARBEIDER_CONVERGE,
     queueType: config.ARBEIDER_QUEUE_TYPE,
   });
-  // Reporting back (README "Reporting back"): the driver reports each state change, beside the rollouts.
+  // Reporting back (docs/reporting.md): the driver reports each state change, beside the rollouts.
   const targets = reportTargets(config);
   const reporter = targets.length === 0 ? undefined : createReporter({
     view,
@@ -134,8 +125,39 @@ export async function main(env: Record<string, string | undefined> = process.env
   });
   // Awaited nodes that will not report are marked missing by the clock, not only by events.
   const ticker = setInterval(() => view.tick(), 1000);
+  return {
+    view,
+    sealer,
+    publish,
+    broker,
+    async close(): Promise<void> {
+      clearInterval(ticker);
+      driver.stop();
+      reporter?.stop();
+      await broker.close();
+    },
+  };
+}
 
-  const app = createApp({ config, signingKey, sealer, publish, view, connected: () => broker.connected, log, metrics });
+/** Runs the webhook until SIGTERM or SIGINT. */
+export async function main(env: Record<string, string | undefined> = process.env): Promise<void> {
+  let config: WebhookEnv;
+  let signingKey: SigningKey;
+  let verifyKeys: VerifyKey[];
+  try {
+    config = loadWebhookConfig(env);
+    signingKey = readSigningKey(config.ARBEIDER_SIGNING_KEY_FILE);
+    // Its own records, and those of the keys it replaced.
+    verifyKeys = [verifyKeyOf(signingKey), ...readVerifyKeyFiles(config.ARBEIDER_VERIFY_KEY_FILE)];
+  } catch (error) {
+    exitOnConfigError(error);
+  }
+  const log: Logger = createLogger(config.LOG_LEVEL, { process: "webhook", fleet: config.ARBEIDER_FLEET });
+
+  const metrics = createMetrics();
+  const fleet = connectFleet({ config, signingKey, verifyKeys, log, metrics });
+  const { view, sealer, publish } = fleet;
+  const app = createApp({ config, signingKey, sealer, publish, view, connected: () => fleet.broker.connected, log, metrics });
   let server: Server;
   try {
     server = listen(app.fetch, config);
@@ -146,11 +168,8 @@ export async function main(env: Record<string, string | undefined> = process.env
 
   const signal = await stopSignal();
   log.info("stopping", { signal });
-  clearInterval(ticker);
-  driver.stop();
-  reporter?.stop();
   await server.close();
-  await broker.close();
+  await fleet.close();
   log.info("stopped");
   process.exit(0);
 }

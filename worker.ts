@@ -3,7 +3,7 @@
  * own durable queue, executes only commands signed by the webhook's key and
  * meant for this node, keeps the git checkout at the commit it was told, and
  * reports every step as an event. Configuration is environment variables only
- * (README, "Worker"); run it as `bun worker.ts` or `deno run -A worker.ts`.
+ * (docs/configuration.md); run it as `bun worker.ts` or `deno run -A worker.ts`.
  *
  * The story of the process: load and check the configuration, lock the
  * checkout, clean up after a crash, connect and consume, and on SIGTERM say so

@@ -29,7 +29,7 @@ const publish = (key: string, value: unknown) =>
   new Promise<void>((done, fail) => channel.publish(n.events, key, json(value), { persistent: true, contentType: "application/json" }, (e) => (e ? fail(e) : done())));
 
 function heartbeat(node: string): Promise<void> {
-  const beat: Heartbeat = { v: PROTOCOL_VERSION, node, groups: [], commit: SHA, branch: "master", busy: false, version: "bench", at: new Date().toISOString(), periodSeconds: PERIOD_S };
+  const beat: Heartbeat = { v: PROTOCOL_VERSION, node, groups: [], commit: SHA, branch: "master", busy: false, version: "bench", at: new Date().toISOString(), period: PERIOD_S };
   return publish(heartbeatKey(node), beat);
 }
 

@@ -17,4 +17,4 @@ USER bun
 # /healthz answers 200 while the webhook is connected to the broker with the history read.
 HEALTHCHECK --interval=15s --timeout=3s \
   CMD ["bun", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["bun", "/opt/arbeider/webhook.js"]
+CMD ["bun", "--no-env-file", "/opt/arbeider/webhook.js"]

@@ -35,4 +35,6 @@ WORKDIR /srv/app
 # give `docker stop` that long (docker stop -t, compose stop_grace_period).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/opt/arbeider/entrypoint.sh"]
-CMD ["bun", "/opt/arbeider/worker.js"]
+# --no-env-file: Bun would otherwise read a .env file of the checkout (the working folder)
+# as the worker's settings.
+CMD ["bun", "--no-env-file", "/opt/arbeider/worker.js"]

@@ -1,5 +1,5 @@
 /**
- * The command-line client of the webhook's API (README, "Command-line client"): asks for
+ * The command-line client of the webhook's API (docs/cli.md): asks for
  * a deployment (an update pinned to one commit, rolled out in waves if asked),
  * approves or aborts a rollout, and with `--wait` follows it live until the
  * webhook says it is over; `status` and `nodes` print tables.

@@ -62,7 +62,7 @@ if answers; then
 fi
 
 if $tls; then
-  echo "rabbitmq: no TLS broker answers at $host:$port. AMQP_URL asks for amqps://, and this script starts only a plain local broker: start your TLS broker (README \"TLS\") or use an amqp:// URL" >&2
+  echo "rabbitmq: no TLS broker answers at $host:$port. AMQP_URL asks for amqps://, and this script starts only a plain local broker: start your TLS broker (docs/operations.md, \"TLS\") or use an amqp:// URL" >&2
   exit 1
 fi
 

@@ -1,10 +1,11 @@
 /**
- * How a process reaches its broker, worked out once from the shared
- * variables (README "Operations"): the `AMQP_URL` list in this process's own
- * shuffled order, the AMQP heartbeat each URL asks for, the publish confirm
- * timeout, and the TLS socket options (a private CA, a client certificate).
- * Also the one place that turns a failed connection attempt into a line an
- * operator can act on. Pure apart from reading the TLS files it is given.
+ * How a process reaches its broker, worked out once from the shared variables
+ * (docs/configuration.md, docs/operations.md): the `AMQP_URL` list in this
+ * process's own shuffled order, the AMQP heartbeat each URL asks for, the
+ * publish confirm timeout, and the TLS socket options (a private CA, a client
+ * certificate). Also the one place that turns a failed connection attempt into
+ * a line an operator can act on. Pure apart from reading the TLS files it is
+ * given.
  */
 import { readFileSync } from "node:fs";
 import type { SharedConfig } from "./config.ts";
@@ -99,7 +100,7 @@ export function explainConnectError(error: unknown): string {
   }
   if (/ALERT_PROTOCOL_VERSION$/.test(code ?? "")) return `TLS: the broker and this process share no TLS version (${code}); arbeider needs TLS 1.2 or newer`;
   if (/PLAIN login refused|ACCESS.REFUSED - Login was refused/i.test(message)) return `${message} (check the user and password in AMQP_URL)`;
-  if (/ACCESS.REFUSED/.test(message)) return `${message} (check the broker user's permissions: README "Least-privilege RabbitMQ users")`;
+  if (/ACCESS.REFUSED/.test(message)) return `${message} (check the broker user's permissions: docs/install.md, step 1, and docs/operations.md)`;
   // The webhook declares the exchanges; a worker started first, or in another fleet, finds none.
   if (/NOT_FOUND - no exchange '[^']*\.commands'/.test(message)) return `${message} (is the webhook running, with the same ARBEIDER_FLEET? It declares the exchanges)`;
   return message;

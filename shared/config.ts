@@ -257,7 +257,7 @@ const notifyUrls = v.pipe(
   }),
 );
 
-/** Reporting back (README "Reporting back"): where deployments' states are reported, and how. */
+/** Reporting back (docs/reporting.md): where deployments' states are reported, and how. */
 const ReportEnv = {
   /** The environment name reported; default: each deployment's target. */
   ARBEIDER_ENVIRONMENT: v.optional(v.pipe(v.string(), v.regex(/^[^\x00-\x1f\x7f]{1,100}$/, "must be 1 to 100 printable characters"))),

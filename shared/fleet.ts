@@ -1,8 +1,8 @@
 /**
- * Each node's truth (README "Convergence"): the commit it should run
- * (`desired`: the newest update rollout that reached it and was not rolled
- * back, or an operator's rollback it went through), the commit it runs, the
- * last commit whose update and check succeeded there, its last outcome and
+ * Each node's truth (docs/rollouts.md, "Convergence and drift"): the commit it
+ * should run (`desired`: the newest update rollout that reached it and was not
+ * rolled back, or an operator's rollback it went through), the commit it runs,
+ * the last commit whose update and check succeeded there, its last outcome and
  * its drift; and the catch-up a node that missed its desired update needs.
  * Pure functions of the deployment records and what the node's heartbeats
  * said; webhook/view.ts keeps the inputs, webhook/driver.ts sends catch-ups.

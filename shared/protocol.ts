@@ -162,7 +162,7 @@ export const Heartbeat = v.object({
    * just started and ran a command (which sends a beat at once) would look
    * as short as that gap.
    */
-  periodSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3600))),
+  period: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3600))),
 });
 export type Heartbeat = v.InferOutput<typeof Heartbeat>;
 

@@ -1,5 +1,5 @@
 /**
- * The rollout driver's rules (README "Rollouts"), as pure functions of a
+ * The rollout driver's rules (docs/rollouts.md), as pure functions of a
  * deployment record and the clock: what to decide next (start a wave, pause,
  * abort, roll back the nodes the rollout changed), what a heartbeat or a
  * sweep means for it (a node gone or unhealthy counts as failed), which older
@@ -78,14 +78,16 @@ function abortReason(record: DeploymentRecord, failed: number, tolerated: number
  * started, a node that is missing (the sweep's mark) counts as failed, and so
  * does one that reports unhealthy after it succeeded, until the rollout ends.
  */
-export function presenceStep(record: DeploymentRecord, node: string, presence: (Presence & { healthy?: boolean }) | undefined, now: number): Step {
+export function presenceStep(record: DeploymentRecord, node: string, presence: Presence | undefined, now: number): Step {
   if (!record.plan || record.abort || record.superseded || record.counted.has(node)) return NONE;
   const wave = record.waveOf.get(node);
   if (wave === undefined || wave >= record.started.length || !isOpenRollout(record, now)) return NONE;
   const mark = record.marks.get(node);
   if (mark) return decide({ ...base(record, now), decision: "node", node, state: "missing", reason: mark.reason });
   const run = record.runs.get(node);
-  if (presence?.healthy === false && run?.state === "succeeded") {
+  // Only a heartbeat sent after the node's outcome speaks of the new commit: the one before it may still say unhealthy.
+  const fresh = presence?.heartbeatAt !== undefined && run !== undefined && presence.heartbeatAt > Date.parse(run.at);
+  if (presence?.healthy === false && run?.state === "succeeded" && fresh) {
     return decide({ ...base(record, now), decision: "node", node, state: "unhealthy", reason: "unhealthy: its health check failed after the update" });
   }
   // A finished node must stay up while its wave is the last one started (and bakes): gone then, it failed.

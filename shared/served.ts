@@ -137,7 +137,9 @@ export function waveStates(record: DeploymentRecord, now: number): Omit<ServedWa
     if (done) {
       const next = i + 1 < plan.length && record.started.length === i + 1;
       const stopped = record.abort || record.superseded;
-      state = t.bad > 0 && record.abort ? "failed" : next && !stopped && now < t.lastAt + bakeMs ? "baking" : "succeeded";
+      // A wave with failures beyond what the strategy tolerates failed, also before the driver's abort is recorded.
+      const failedBeyond = t.bad > 0 && (record.abort !== undefined || failures(record).failed > failures(record).tolerated);
+      state = failedBeyond ? "failed" : next && !stopped && now < t.lastAt + bakeMs ? "baking" : "succeeded";
     }
     return { state, startedAt, ...end };
   });

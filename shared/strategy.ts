@@ -1,5 +1,5 @@
 /**
- * How an `update` is rolled out (README "Rollouts"): the strategy string
+ * How an `update` is rolled out (docs/rollouts.md): the strategy string
  * (`waves=1,30%,100% bake=30 max_failures=1 on_failure=rollback approve=1`)
  * parsed into a plain value, merged from its sources by precedence
  * (ARBEIDER_ROLLOUT, the branch's entry, the API body, the CLI's flags), and

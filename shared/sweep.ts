@@ -30,6 +30,9 @@ export interface Presence {
   stopping: boolean;
   lastSeen: number;
   periodMs: number;
+  /** With a health check: what the latest heartbeat's probe said, and when the node sent it (its own clock). */
+  healthy?: boolean;
+  heartbeatAt?: number;
 }
 
 /**

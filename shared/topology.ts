@@ -1,8 +1,9 @@
 /**
- * Declares a fleet's exchanges and queues (README, "Architecture"). Every
- * declaration is idempotent. The webhook declares the exchanges, the streams
- * and the dead-letter queue; each worker declares only its own queue, so a
- * node's broker user needs no right to configure (or delete) any exchange.
+ * Declares a fleet's exchanges and queues (docs/how-it-works.md, "The broker's
+ * names"). Every declaration is idempotent. The webhook declares the
+ * exchanges, the streams and the dead-letter queue; each worker declares only
+ * its own queue, so a node's broker user needs no right to configure (or
+ * delete) any exchange.
  */
 import type { ConfirmChannel, Connection } from "./broker.ts";
 import type { Logger } from "./log.ts";

@@ -12,8 +12,8 @@
  * itself) and the fleet settles before the next loss, so the cluster never
  * has fewer than two members.
  *
- * Deployments go through `deploy()` as one update of every node; a rollout
- * strategy (waves) can be added to its request without changing the steps.
+ * Deployments go through `deploy()`: the first loss hits a rollout in two
+ * waves in the middle of its first, the others an update of every node at once.
  */
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { chmodSync, existsSync, rmSync, writeFileSync } from "node:fs";
@@ -64,11 +64,17 @@ describe("a three-node cluster", () => {
     const last = [...output.matchAll(/"msg":"(connected to broker|lost broker connection)[^"]*".*?"broker":"amqp:\/\/guest:\*\*\*@127\.0\.0\.1:(\d+)"/g)].at(-1);
     return last?.[1] === "connected to broker" ? nodeOf(last[2]!) : undefined;
   };
-  /** Waits until every process is connected and the webhook healthy, so a loss starts from a settled fleet. */
+  /** Every node online at the webhook: a deployment made now expects them all. */
+  const allOnline = async () => {
+    const res = await fetch(`${stack.webhook.url}/api/nodes`, { headers: { authorization: `Bearer ${stack.apiKey}` } });
+    const { nodes } = (await res.json()) as { nodes: { node: string; online: boolean }[] };
+    return NODES.every((id) => nodes.some((n) => n.node === id && n.online));
+  };
+  /** Waits until every process is connected, the webhook healthy and every node online there, so a loss starts from a settled fleet. */
   const settled = () =>
     waitUntil(
-      async () => processes().every((p) => connectedNode(p.output())) && (await fetch(`${stack.webhook.url}/healthz`)).status === 200,
-      "every process connected and the webhook healthy",
+      async () => processes().every((p) => connectedNode(p.output())) && (await fetch(`${stack.webhook.url}/healthz`)).status === 200 && (await allOnline()),
+      "every process connected, the webhook healthy and every node online",
       40_000,
       200,
     );
@@ -79,9 +85,9 @@ describe("a three-node cluster", () => {
     open: () => writeFileSync(join(stack.markers, "open"), ""),
   };
   /** A commit on master (update.sh waits for the gate while `gate` is in the checkout) and its deployment. */
-  async function deploy(message: string): Promise<string> {
+  async function deploy(message: string, strategy?: string): Promise<string> {
     const commit = stack.origin.commit("master", { "gate": "update.sh waits for markers/open\n", VERSION: `${message}\n` }, message);
-    return stack.deploy({ command: "update", args: { branch: "master", commit } });
+    return stack.deploy({ command: "update", args: { branch: "master", commit }, ...(strategy ? { strategy } : {}) });
   }
   /** Every node succeeded and ran update.sh exactly once for `id`. */
   async function expectDoneOnce(id: string): Promise<void> {
@@ -135,14 +141,16 @@ describe("a three-node cluster", () => {
     expect(byName.dead!.members.sort()).toEqual(everyNode);
   }, 30_000);
 
-  testIf(title("kill -9 of the node leading the node queues in the middle of a deployment: it finishes, update.sh ran once per node, the webhook is healthy within 30 s"), async () => {
+  testIf(title("kill -9 of the node leading the node queues in the middle of a rollout's first wave: the next wave goes out, it finishes, update.sh ran once per node, the webhook is healthy within 30 s"), async () => {
     const leaders: { name: string; leader: string }[] = JSON.parse(await rabbitmqctl("-n", via(), "list_queues", "name", "leader", "--formatter", "json"));
     const count = (node: string) => leaders.filter((q) => q.name.startsWith(`arbeider.${fleet}.node.`) && q.leader === node).length;
     const leader = [...cluster.nodes].sort((a, b) => count(b.name) - count(a.name))[0]!;
     await settled();
     gate.close();
-    const id = await deploy("kill the leader");
-    await waitUntil(() => NODES.every((n) => stack.runs(n, id) === 1), "update.sh running on every node", 30_000, 100);
+    const id = await deploy("kill the leader", "waves=1");
+    // The first wave (c1) is running; the others wait for it.
+    await waitUntil(() => stack.runs("c1", id) === 1, "update.sh running in the first wave", 30_000, 100);
+    expect([stack.runs("c2", id), stack.runs("c3", id)]).toEqual([0, 0]);
     const lostAt = await lose(leader, "kill");
     gate.open();
     await expectDoneOnce(id);

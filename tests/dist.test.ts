@@ -1,5 +1,5 @@
 /**
- * `make dist` (README, "Docker"): `dist/worker.js` and `dist/webhook.js`
+ * `make dist` (docs/docker-and-systemd.md): `dist/worker.js` and `dist/webhook.js`
  * each run alone with `bun` from an empty folder, no `node_modules` anywhere
  * above it, as `COPY dist/worker.js` puts them in a Docker image. The worker
  * answers a signed ping; the webhook answers `/healthz` and serves the page.

@@ -121,6 +121,7 @@ describe("workers that stop", () => {
     expect(d.state).toBe("rolled_back");
     expect(Date.parse(d.finishedAt!) - Date.parse(d.createdAt)).toBeLessThan(60_000);
     await s.start("n3", { ARBEIDER_HEARTBEAT_SECONDS: HEARTBEAT_SECONDS });
+    await waitUntil(async () => (await nodes(s)).some((n) => n.node === "n3" && n.online), "n3 back online", 10_000, 50);
   }, 60_000);
 });
 

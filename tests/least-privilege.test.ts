@@ -1,9 +1,9 @@
 /**
- * The README's least-privilege RabbitMQ users, proven: the `set_permissions`
- * and `set_topic_permissions` lines are read from README.md itself. A webhook
+ * The least-privilege RabbitMQ users of docs/install.md, proven: the
+ * `set_permissions` and `set_topic_permissions` lines are read from the guide itself. A webhook
  * and a worker with exactly those permissions deploy on quorum queues; then,
  * operation by operation, the broker refuses the node's user everything the
- * README says it cannot do, and allows what a worker needs.
+ * guide says it cannot do, and allows what a worker needs.
  */
 import { expect, test } from "bun:test";
 import amqp, { type ConfirmChannel } from "amqplib";
@@ -18,31 +18,31 @@ import { withNodes } from "./worker-fixture.ts";
 import { apiClient } from "./remote-stack.ts";
 import { startWebhook } from "./stack.ts";
 
-const README = () => readFileSync(join(ROOT, "README.md"), "utf8");
+const GUIDE = () => readFileSync(join(ROOT, "docs", "install.md"), "utf8");
 
-/** The three permission patterns the README gives `user`, for fleet `shop`. */
-export function readmePermissions(user: string): [configure: string, write: string, read: string] {
-  const readme = README();
-  const at = readme.indexOf(`rabbitmqctl set_permissions -p / ${user} \\`);
-  if (at < 0) throw new Error(`README.md has no "rabbitmqctl set_permissions -p / ${user}" line`);
-  const patterns = [...readme.slice(at).matchAll(/'([^']*)'/g)].slice(0, 3).map((m) => m[1]);
+/** The three permission patterns the guide gives `user`, for fleet `shop`. */
+export function guidePermissions(user: string): [configure: string, write: string, read: string] {
+  const guide = GUIDE();
+  const at = guide.indexOf(`rabbitmqctl set_permissions -p / ${user} \\`);
+  if (at < 0) throw new Error(`docs/install.md has no "rabbitmqctl set_permissions -p / ${user}" line`);
+  const patterns = [...guide.slice(at).matchAll(/'([^']*)'/g)].slice(0, 3).map((m) => m[1]);
   return patterns as [string, string, string];
 }
 
-/** The README's `set_topic_permissions` lines for `user`: exchange, write pattern, read pattern. */
-export function readmeTopicPermissions(user: string): [exchange: string, write: string, read: string][] {
+/** The guide's `set_topic_permissions` lines for `user`: exchange, write pattern, read pattern. */
+export function guideTopicPermissions(user: string): [exchange: string, write: string, read: string][] {
   const line = new RegExp(`rabbitmqctl set_topic_permissions -p / ${user} (\\S+) \\\\\\n\\s*'([^']*)' '([^']*)'`, "g");
-  return [...README().matchAll(line)].map((m) => [m[1]!, m[2]!, m[3]!]);
+  return [...GUIDE().matchAll(line)].map((m) => [m[1]!, m[2]!, m[3]!]);
 }
 
-/** A broker user with the README's lines for `readmeUser`, rewritten for `fleet` (and `node`). */
-async function addUser(readmeUser: string, fleet: string, node?: string) {
+/** A broker user with the guide's lines for `guideUser`, rewritten for `fleet` (and `node`). */
+async function addUser(guideUser: string, fleet: string, node?: string) {
   const name = `arbeider-test-${randomUUID().slice(0, 8)}`;
   const password = randomUUID();
   const scope = (p: string) => (node ? p.replaceAll("shop", fleet).replaceAll("web-1", node) : p.replaceAll("shop", fleet));
   await rabbitmqctl("add_user", name, password);
-  await rabbitmqctl("set_permissions", "-p", "/", name, ...readmePermissions(readmeUser).map(scope));
-  for (const [exchange, write, read] of readmeTopicPermissions(readmeUser)) {
+  await rabbitmqctl("set_permissions", "-p", "/", name, ...guidePermissions(guideUser).map(scope));
+  for (const [exchange, write, read] of guideTopicPermissions(guideUser)) {
     await rabbitmqctl("set_topic_permissions", "-p", "/", name, scope(exchange), scope(write), scope(read));
   }
   const url = new URL(AMQP_URL);
@@ -51,11 +51,11 @@ async function addUser(readmeUser: string, fleet: string, node?: string) {
   return { name, url: url.toString(), remove: () => rabbitmqctl("delete_user", name) };
 }
 
-test("the README gives each node topic permissions on both exchanges", () => {
-  expect(readmeTopicPermissions("arbeider-web-1").map(([exchange]) => exchange)).toEqual(["arbeider.shop.commands", "arbeider.shop.events"]);
+test("the install guide gives each node topic permissions on both exchanges", () => {
+  expect(guideTopicPermissions("arbeider-web-1").map(([exchange]) => exchange)).toEqual(["arbeider.shop.commands", "arbeider.shop.events"]);
 });
 
-test("a worker and a webhook with only the README's permissions deploy on quorum queues", async () => {
+test("a worker and a webhook with only the install guide's permissions deploy on quorum queues", async () => {
   await withNodes([{ id: "lp-1", groups: ["web"] }], async (nodes) => {
     const fleet = nodes.fleet.fleet;
     const [workerUser, webhookUser] = await Promise.all([addUser("arbeider-web-1", fleet, "lp-1"), addUser("arbeider-webhook", fleet)]);
@@ -67,7 +67,7 @@ test("a worker and a webhook with only the README's permissions deploy on quorum
         await nodes.start("lp-1", { ...quorum, AMQP_URL: workerUser.url, ARBEIDER_HEARTBEAT_SECONDS: "1" });
         const api = apiClient(webhook.url, apiKey);
         await waitUntil(async () => (await api("/api/nodes")).nodes.some((n: { node: string; online: boolean }) => n.node === "lp-1" && n.online), "lp-1 online");
-        const commit = nodes.origin.commit("master", { VERSION: "least privilege\n" }, "deploy with the README's users");
+        const commit = nodes.origin.commit("master", { VERSION: "least privilege\n" }, "deploy with the guide's users");
         for (const request of [{ command: "ping" }, { command: "update", args: { branch: "master", commit } }]) {
           const { deployment } = await api("/api/deployments", request);
           const done = await waitUntil(async () => {
@@ -130,7 +130,7 @@ test("a node's user cannot publish commands or others' heartbeats, change exchan
       ["consume its queue", (ch) => ch.consume(own, () => {})],
       ["publish a deployment event", (ch) => ch.publish(n.events, "deployment.api-1", body)],
       ["publish its heartbeat", (ch) => ch.publish(n.events, "heartbeat.lp-1", body)],
-      // Documented as possible in the README: it copies only commands this node receives anyway, under keys no stream takes.
+      // Documented as possible in docs/operations.md: it copies only commands this node receives anyway, under keys no stream takes.
       ["bind the events exchange from the commands exchange with its own key", (ch) => ch.bindExchange(n.events, n.commands, "all")],
     ];
     const refused: [string, (ch: ConfirmChannel) => unknown][] = [

@@ -9,7 +9,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { head } from "./helpers.ts";
+import { head, waitUntil } from "./helpers.ts";
 import { rollOut, settled, useStack, type Stack } from "./stack.ts";
 import type { Nodes } from "./worker-fixture.ts";
 
@@ -72,6 +72,16 @@ describe("rollouts in waves", () => {
     }
     expect(d.finishedAt).toBeDefined();
   }, 90_000);
+
+  test("a node that is unhealthy now is fixed by a good release: its heartbeat from before the update does not fail the rollout", async () => {
+    const s = stack();
+    writeFileSync(s.marker("n04.unhealthy-at"), head(s.repos.n04));
+    await waitUntil(async () => (await s.api<{ nodes: { node: string; healthy?: boolean }[] }>("/api/nodes")).nodes.find((n) => n.node === "n04")?.healthy === false, "n04 unhealthy", 20_000, 100);
+    const fix = s.origin.commit("master", { VERSION: "the fix\n" }, "the fix");
+    const d = await settled(s, await rollOut(s, fix, ""), ["succeeded", "failed", "rolled_back"]);
+    expect(d.state).toBe("succeeded");
+    expect(head(s.repos.n04)).toBe(fix);
+  }, 60_000);
 
   test("max_failures=1 tolerates one failed node and not two", async () => {
     const s = stack();

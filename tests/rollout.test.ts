@@ -55,7 +55,9 @@ describe("the driver's next step", () => {
     decision(r, { decision: "wave", wave: 2 }, 3);
     report(r, "n1", "succeeded", 4, moved);
     report(r, "n2", "failed", 5, { ...moved, reason: "unhealthy: health check failed" });
-    // The third node failed with max_failures=0: abort, then roll back exactly the nodes it changed.
+    // The third node failed with max_failures=0: its wave failed (already before the abort is recorded)...
+    expect(present(r, T0 + 5000)!.waves!.map((w) => w.state)).toEqual(["succeeded", "failed", "pending"]);
+    // ...the rollout aborts, then rolls back exactly the nodes it changed.
     expect(stepOf(r, 5)).toMatchObject({ decision: "abort" });
     decision(r, { decision: "abort", reason: "1 node failed" }, 5);
     expect(stepOf(r, 6)).toEqual({ decision: "rollback", nodes: ["rollback:n0@111", "rollback:n1@111", "rollback:n2@111"] });
@@ -155,11 +157,14 @@ describe("the driver's next step", () => {
     expect(present(stopping, T0 + 100)!.nodes.a).toMatchObject({ state: "missing", reason: "its worker stopped before running the command" });
   });
 
-  test("a node that turns unhealthy after it succeeded counts as failed", () => {
+  test("a node that turns unhealthy after it succeeded counts as failed; a heartbeat from before its update does not count", () => {
     const r = rollout("d", ["a", "b"], "waves=1 bake=60");
     decision(r, { decision: "wave", wave: 1 }, 0);
     report(r, "a", "succeeded", 1, moved);
-    const step = presenceStep(r, "a", { online: true, stopping: false, lastSeen: T0, periodMs: 1000, healthy: false }, T0 + 2000);
+    const sick = { online: true, stopping: false, lastSeen: T0, periodMs: 1000, healthy: false };
+    // The heartbeat from before the update still says unhealthy: it does not speak of the new commit.
+    expect(presenceStep(r, "a", { ...sick, heartbeatAt: T0 + 500 }, T0 + 1500)).toEqual({ do: "none" });
+    const step = presenceStep(r, "a", { ...sick, heartbeatAt: T0 + 1500 }, T0 + 2000);
     expect(step).toMatchObject({ do: "decide", decision: { decision: "node", state: "unhealthy" } });
   });
 

@@ -12,24 +12,10 @@ import { join } from "node:path";
 import { ROOT, removeDirs, tempDir } from "./helpers.ts";
 import { run } from "../worker/run.ts";
 import { skipNote } from "./skip.ts";
+import { parseUnit } from "./units.ts";
 
 const DIR = join(ROOT, "examples/systemd");
 const UNITS = ["arbeider-worker.service", "arbeider-webhook.service"];
-
-/** A unit file as section -> key -> values (a key may repeat). */
-function parseUnit(text: string): Record<string, Record<string, string[]>> {
-  const sections: Record<string, Record<string, string[]>> = {};
-  let section: Record<string, string[]> | undefined;
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
-    const header = /^\[(.+)\]$/.exec(line);
-    if (header) section = sections[header[1]!] = {};
-    else if (section && line.includes("=")) (section[line.slice(0, line.indexOf("="))] ??= []).push(line.slice(line.indexOf("=") + 1));
-    else throw new Error(`not a unit file line: ${raw}`);
-  }
-  return sections;
-}
 
 /** Seconds in a systemd time span such as `11min`, `30s` or `1min 30s`. */
 function seconds(span: string): number {
@@ -46,9 +32,9 @@ describe("systemd units", () => {
   });
 
   for (const name of UNITS) {
-    test(`${name} runs bun on its bundle as its own user, hardened, restarting on failure but not on a configuration error`, () => {
+    test(`${name} runs bun on its bundle (and no .env file) as its own user, hardened, restarting on failure but not on a configuration error`, () => {
       const service = unit(name).Service!;
-      expect(one(service.ExecStart)).toBe(`/usr/local/bin/bun /opt/arbeider/${name.replace(/^arbeider-|\.service$/g, "")}.js`);
+      expect(one(service.ExecStart)).toBe(`/usr/local/bin/bun --no-env-file /opt/arbeider/${name.replace(/^arbeider-|\.service$/g, "")}.js`);
       expect(one(service.User)).toBe("arbeider");
       expect(one(service.EnvironmentFile)).toMatch(/^\/etc\/arbeider\/\w+\.env$/);
       expect(one(service.NoNewPrivileges)).toBe("yes");

@@ -451,6 +451,15 @@ describe("API", () => {
     expect(view.nodes().map((n) => [n.node, n.online])).toEqual([["a", false], ["b", true]]);
     expect(view.nodes()[0]).toMatchObject({ node: "a", groups: ["web"], commit: "abcdef0", branch: "master", busy: false, lastSeen: "2026-01-01T00:00:02.000Z" });
     expect(view.expectedFor("all").map((n) => n.node)).toEqual(["b"]);
+    // A node that states its period keeps it, however many extra beats (after commands) come close together.
+    for (const gap of [0, 300, 300, 300]) {
+      now += gap;
+      view.heartbeat({ ...heartbeat("c"), period: 2 });
+    }
+    now += 5_500;
+    expect(view.nodes().find((n) => n.node === "c")!.online).toBe(true);
+    now += 1_000;
+    expect(view.nodes().find((n) => n.node === "c")!.online).toBe(false);
 
     const h = harness();
     h.view.heartbeat(heartbeat("web-1", ["web"]));
@@ -461,7 +470,7 @@ describe("API", () => {
   test("a node that states its period stays online for three of them, also after the beat that follows a command", async () => {
     let now = Date.parse("2026-01-01T00:00:00Z");
     const view = createView({ now: () => now });
-    const every15 = (node: string) => ({ ...heartbeat(node), periodSeconds: 15 });
+    const every15 = (node: string) => ({ ...heartbeat(node), period: 15 });
     for (const node of ["stated", "learned"]) view.heartbeat(node === "stated" ? every15(node) : heartbeat(node));
     // Both ran a command 1.2 s after starting, and beat at once after it.
     now += 1_200;

@@ -62,6 +62,9 @@ export function keyAuth(apiKey: string): MiddlewareHandler {
   return some(bearerAuth({ verifyToken: (token) => safeEqual(apiKey, token) }), basicKeyAuth(apiKey));
 }
 
+/** How long a request about a deployment not known yet waits for its record before the 404. */
+const KNOWN_WITHIN_MS = 1000;
+
 const viaBrowser = (c: Context) => /^basic /i.test(c.req.header("authorization") ?? "");
 
 export function apiRoutes(options: ApiOptions): Hono {
@@ -97,14 +100,14 @@ export function apiRoutes(options: ApiOptions): Hono {
   });
 
   app.post("/deployments/:id/approve", async (c) => {
-    const record = found(view, c.req.param("id"));
+    const record = await found(view, c.req.param("id"));
     if (deploymentState(record) !== "paused") throw new HTTPException(409, { message: `deployment ${record.id} is ${deploymentState(record)}, not paused` });
     await options.record(decision(record.id, now(), { decision: "approve", wave: record.pausedAfter!, by: viaBrowser(c) ? "dashboard" : "api" }));
     return c.json({ deployment: record.id, approved: record.pausedAfter });
   });
 
   app.post("/deployments/:id/abort", async (c) => {
-    const record = found(view, c.req.param("id"));
+    const record = await found(view, c.req.param("id"));
     const state = deploymentState(record);
     if (FINISHED.has(state) || record.abort) throw new HTTPException(409, { message: `deployment ${record.id} is ${record.abort ? "aborted already" : state}` });
     if (!record.plan) throw new HTTPException(409, { message: `deployment ${record.id} is a single ${record.spec!.command}, not a rollout: there is nothing to stop` });
@@ -119,7 +122,7 @@ export function apiRoutes(options: ApiOptions): Hono {
     return c.json({ deployments: view.list(limit.output) });
   });
 
-  app.get("/deployments/:id", (c) => c.json(view.get(found(view, c.req.param("id")).id)));
+  app.get("/deployments/:id", async (c) => c.json(view.get((await found(view, c.req.param("id"))).id)));
   app.get("/nodes", (c) => c.json({ nodes: view.nodes() }));
   app.get("/rejections", (c) => c.json({ rejections: view.rejections() }));
 
@@ -140,7 +143,14 @@ export function apiRoutes(options: ApiOptions): Hono {
   return app;
 }
 
-function found(view: View, id: string) {
+/**
+ * The deployment `id`, or a 404. One not known yet may be on its way: the 202
+ * for it comes when the broker confirmed its record, a moment before the
+ * history stream brings that record to this process, so a client that asks
+ * at once is given that moment.
+ */
+async function found(view: View, id: string) {
+  if (!view.has(id)) await view.whenKnown(id, KNOWN_WITHIN_MS);
   const record = view.record(id);
   if (!record?.spec) throw new HTTPException(404, { message: `no deployment ${id}` });
   return record;

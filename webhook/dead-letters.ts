@@ -1,7 +1,7 @@
 /**
- * The webhook's side of dead-lettering (README "RabbitMQ clusters and quorum
- * queues"). A quorum node queue gives a command up after DELIVERY_LIMIT
- * deliveries without an ack (its worker crashed on it again and again) and
+ * The webhook's side of dead-lettering (docs/operations.md, "Dead letters").
+ * A quorum node queue gives a command up after DELIVERY_LIMIT deliveries
+ * without an ack (its worker crashed on it again and again) and
  * dead-letters it to the fanout exchange `arbeider.<fleet>.dead`. The webhook
  * declares that exchange and a durable queue of the same name, consumes it,
  * and reports each dead command as `failed` for its node, so the deployment

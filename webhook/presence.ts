@@ -1,9 +1,9 @@
 /**
  * Which nodes are there, from their heartbeats: each node's latest heartbeat,
- * when it came, and its period: the one its heartbeat states, or for a worker
- * that states none, learned from the gaps between heartbeats. A node is
- * online while its last heartbeat is younger than three periods, and offline
- * at once when its worker said it is stopping.
+ * when it came, and its period: the one each heartbeat states, or (from a
+ * worker that does not state it) learned from the gaps between heartbeats. A
+ * node is online while its last heartbeat is younger than three periods, and
+ * offline at once when its worker said it is stopping.
  */
 import type { Presence } from "../shared/sweep.ts";
 import type { Heartbeat } from "../shared/protocol.ts";
@@ -42,17 +42,19 @@ export function createPresence(now: () => number) {
       const previous = seen.get(heartbeat.node);
       if (previous && at < previous.lastSeen) return false;
       const gaps = previous ? nextGaps(previous, at - previous.lastSeen) : [];
-      const periodMs = heartbeat.periodSeconds ? heartbeat.periodSeconds * 1000 : gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
+      // A stated period wins: extra beats after commands make short gaps that would shrink a learned one.
+      const periodMs = heartbeat.period ? heartbeat.period * 1000 : gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
       seen.set(heartbeat.node, { heartbeat, lastSeen: at, gaps, periodMs });
       return true;
     },
     get: (node: string) => seen.get(node),
     online,
     /** What the deployment sweep needs to know of a node. */
-    of(node: string, at: number): (Presence & { healthy?: boolean }) | undefined {
+    of(node: string, at: number): Presence | undefined {
       const s = seen.get(node);
       if (!s) return undefined;
-      return { online: online(s, at), stopping: s.heartbeat.stopping === true, lastSeen: s.lastSeen, periodMs: s.periodMs, healthy: s.heartbeat.healthy };
+      const { stopping, healthy, at: sent } = s.heartbeat;
+      return { online: online(s, at), stopping: stopping === true, lastSeen: s.lastSeen, periodMs: s.periodMs, healthy, heartbeatAt: Date.parse(sent) };
     },
     ids: () => [...seen.keys()].sort(),
     onlineNodes(): { node: string; groups: string[] }[] {

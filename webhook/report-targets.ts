@@ -1,5 +1,5 @@
 /**
- * Where a deployment's states are reported (README "Reporting back"): each
+ * Where a deployment's states are reported (docs/reporting.md): each
  * target is one record, what word it has for a state (the GitHub deployment
  * status, the GitLab commit status...) and how one attempt sends it. The
  * configuration picks them: GitHub's deployment and commit status with

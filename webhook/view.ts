@@ -133,16 +133,19 @@ export function createView(options: { now?: () => number } = {}) {
     const seen = presence.get(node);
     if (!seen) return undefined;
     const hb = seen.heartbeat;
-    const self = { node, groups: hb.groups, commit: hb.commit, busy: hb.busy, dirty: hb.dirty, healthy: hb.healthy };
-    const desired: Desired | undefined = desiredOf(self, codeMoving);
     const entry = ledger.get(node) ?? {};
+    // An outcome newer than the last heartbeat (both stamped by the node) says where HEAD is now.
+    const newer = entry.last?.commitAfter && Date.parse(entry.last.at) > Date.parse(hb.at);
+    const commit = newer ? entry.last!.commitAfter! : hb.commit;
+    const self = { node, groups: hb.groups, commit, busy: newer ? false : hb.busy, dirty: hb.dirty, healthy: hb.healthy };
+    const desired: Desired | undefined = desiredOf(self, codeMoving);
     const { commitAfter: _after, at: _at, ...lastOutcome } = entry.last ?? ({} as Outcome);
     return {
       node,
       groups: hb.groups,
-      commit: hb.commit,
+      commit,
       branch: hb.branch,
-      busy: hb.busy,
+      busy: self.busy,
       version: hb.version,
       lastSeen: new Date(seen.lastSeen).toISOString(),
       online: presence.online(seen),
@@ -197,6 +200,20 @@ export function createView(options: { now?: () => number } = {}) {
     },
     /** Whether a deployment with this id was created (its `created` record is known). */
     has: (id: string) => records.get(id)?.spec !== undefined,
+    /** Resolves true once deployment `id` is known, or false after `timeoutMs`. */
+    whenKnown(id: string, timeoutMs: number): Promise<boolean> {
+      if (records.get(id)?.spec) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const done = (known: boolean) => {
+          clearTimeout(timer);
+          listeners.delete(listener);
+          resolve(known);
+        };
+        const listener = (message: ViewMessage) => message.kind === "change" && message.id === id && message.full && done(true);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        listeners.add(listener);
+      });
+    },
     record: (id: string) => records.get(id),
     get(id: string): Deployment | undefined {
       const record = records.get(id);
@@ -216,7 +233,7 @@ export function createView(options: { now?: () => number } = {}) {
     },
     node: truth,
     /** What the sweep knows of a node (online, stopping, last seen, period). */
-    presence: (node: string): (Presence & { healthy?: boolean }) | undefined => presence.of(node, now()),
+    presence: (node: string): Presence | undefined => presence.of(node, now()),
     /** The desired deployment record of a node, for catch-ups. */
     desiredRecord(node: string): DeploymentRecord | undefined {
       const hb = presence.get(node)?.heartbeat;

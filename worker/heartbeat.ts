@@ -52,10 +52,10 @@ export function startHeartbeats(options: { settings: Settings; log: Logger; brok
       busy: busy(),
       version: VERSION,
       at: new Date().toISOString(),
+      period,
       ...(dirty === undefined ? {} : { dirty }),
       ...(health === undefined ? {} : { healthy: health }),
       ...(stopping ? { stopping } : {}),
-      periodSeconds: period,
     };
     try {
       await broker.publish(names(fleet).events, heartbeatKey(node), new TextEncoder().encode(JSON.stringify(heartbeat)));

@@ -31,7 +31,7 @@ Options
   --timeout S         with --wait: give up after S seconds (exit 1)
   -h, --help          this text
 
-Rollout of an update (README "Rollouts"; defaults from the webhook's ARBEIDER_ROLLOUT)
+Rollout of an update (docs/rollouts.md; defaults from the webhook's ARBEIDER_ROLLOUT)
   --waves 1,30%,100%  cumulative wave sizes, counts or percentages of the nodes
   --bake S            seconds a finished wave must stay healthy before the next starts
   --max-failures N    failed nodes tolerated (a count or a percentage)

@@ -1,5 +1,5 @@
 /**
- * The webhook's HTTP API (README, "API") as seen from the command line:
+ * The webhook's HTTP API (docs/api.md) as seen from the command line:
  * each call returns parsed JSON or throws a CliError that already knows the
  * exit status it deserves (2 when the webhook cannot be reached, refuses the
  * key or calls the request malformed; 1 when it refuses the deployment, e.g.

@@ -113,7 +113,7 @@ export function deploymentParts(d: Deployment, now: number, paint: Paint = plain
 
 const REPORT_MARKS = { delivered: "✔", failed: "✘", pending: "…" } as const;
 
-/** Where the deployment was reported (README "Reporting back"): each target's latest state, and why one failed or waits. */
+/** Where the deployment was reported (docs/reporting.md): each target's latest state, and why one failed or waits. */
 export function reportLine(d: Deployment, paint: Paint = plain): string | undefined {
   const latest = new Map((d.reports ?? []).map((r) => [r.target, r]));
   if (latest.size === 0) return undefined;
