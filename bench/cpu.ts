@@ -19,7 +19,6 @@ const TICK_MS = 10;
 interface Stat {
   ppid: number;
   ticks: number;
-  cmdline?: string;
 }
 
 /** utime + stime + cutime + cstime and the parent of every live process. */
@@ -61,6 +60,12 @@ export interface System {
   marks?: readonly string[];
 }
 
+/** Live processes whose command line holds one of `marks`. */
+export function markedPids(marks: readonly string[], stats = readStats()): number[] {
+  if (marks.length === 0) return [];
+  return [...stats.keys()].filter((pid) => marks.some((mark) => commandLine(pid).includes(mark)));
+}
+
 /** CPU ms used so far by `system`: its roots, their live descendants and what they waited for. */
 export function cpuMs(system: System, stats = readStats()): number {
   const children = new Map<number, number[]>();
@@ -72,12 +77,7 @@ export function cpuMs(system: System, stats = readStats()): number {
     for (const child of children.get(pid) ?? []) visit(child);
   };
   for (const pid of system.roots()) visit(pid);
-  const marks = system.marks ?? [];
-  if (marks.length > 0) {
-    for (const pid of stats.keys()) {
-      if (!counted.has(pid) && marks.some((mark) => commandLine(pid).includes(mark))) visit(pid);
-    }
-  }
+  for (const pid of markedPids(system.marks ?? [], stats)) visit(pid);
   let ticks = 0;
   for (const pid of counted) ticks += stats.get(pid)!.ticks;
   return ticks * TICK_MS;

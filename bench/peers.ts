@@ -14,7 +14,7 @@ import { createHmac } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../testkit/kit.ts";
-import { cpuMeter } from "./cpu.ts";
+import { cpuMeter, markedPids } from "./cpu.ts";
 import { runCounted, type Contender } from "./deploy.ts";
 import type { Repos } from "./fleet.ts";
 import { freePort, startInBatches, waitForPort, type Harness, type Proc } from "./harness.ts";
@@ -152,6 +152,10 @@ export async function ansiblePeer(h: Harness, repos: Repos): Promise<Contender |
       });
       return { wallMs: performance.now() - t0, cpuMs: playbookCpu + meter.lap() };
     },
-    close: () => sshd.proc.stop(),
+    async close() {
+      // The SSH masters ControlPersist keeps in the background are this run's: they go with it.
+      for (const pid of markedPids([controlDir])) process.kill(pid, "SIGTERM");
+      await sshd.proc.stop();
+    },
   };
 }
