@@ -117,8 +117,8 @@ export function superseded(newer: DeploymentRecord, others: Iterable<DeploymentR
 
 /**
  * The commands a driver that just took over sends again: those of dispatched
- * waves and of the rollback that no node has answered yet and whose commands
- * have not expired. A node that already has the command runs it once: the
+ * waves, of the rollback and of catch-ups that no node has answered yet and
+ * whose commands have not expired. A node that already has the command runs it once: the
  * copy is a duplicate of the same id.
  */
 export function resend(record: DeploymentRecord, now: number): Send[] {
@@ -131,6 +131,13 @@ export function resend(record: DeploymentRecord, now: number): Send[] {
   }
   for (const [node, commit] of record.rollback?.nodes ?? []) {
     if (!record.rollbackRuns.has(node)) out.push({ node, kind: "rollback", commit });
+  }
+  // A catch-up sent but not answered while its command may still run.
+  const lifetime = Date.parse(record.spec.expiresAt) - Date.parse(record.spec.issuedAt);
+  for (const [node, sent] of record.catchUps) {
+    const run = record.runs.get(node);
+    const answered = run !== undefined && Date.parse(run.at) >= Date.parse(sent.at);
+    if (!answered && now < Date.parse(sent.at) + lifetime) out.push({ node, kind: "catch-up", attempt: sent.attempt });
   }
   return out;
 }

@@ -188,6 +188,11 @@ describe("the driver's next step", () => {
     report(r, "a", "succeeded", 1, moved);
     report(r, "b", "received", 1);
     expect(resend(r, T0 + 2000).map((s) => s.node)).toEqual(["c"]);
+    // A catch-up sent but not answered goes again too, with its attempt number.
+    decision(r, { decision: "catch-up", node: "late", attempt: 2, seen: OLD }, 3);
+    expect(resend(r, T0 + 4000)).toContainEqual({ node: "late", kind: "catch-up", attempt: 2 });
+    report(r, "late", "received", 5);
+    expect(resend(r, T0 + 6000).map((s) => s.node)).toEqual(["c"]);
   });
 });
 

@@ -10,7 +10,7 @@
  * commands it names; a driver that takes over re-sends what nobody answered,
  * with the same command ids, which nodes run once.
  */
-import type { ConfirmChannel, Connection } from "../shared/broker.ts";
+import { backoffDelay, type ConfirmChannel, type Connection } from "../shared/broker.ts";
 import type { DeploymentRecord } from "../shared/deployments.ts";
 import { catchUp, type Converge } from "../shared/fleet.ts";
 import type { Logger } from "../shared/log.ts";
@@ -69,24 +69,38 @@ export function createDriver(options: DriverOptions) {
 
   const isDriver = () => now() - lastTick < LEASE_MS;
 
-  async function sendAll(record: DeploymentRecord, sends: readonly Send[]): Promise<void> {
-    const at = now();
-    await Promise.all(sends.map((s) => options.send(nodeCommand(record.spec!, s, at))));
-  }
-
   /** Records `decision`, then sends `sends`; the deployment is left alone until the history brings the decision back. */
   async function act(record: DeploymentRecord, decision: Decision, sends: readonly Send[]): Promise<void> {
     pending.set(record.id, now() + ECHO_MS);
     try {
       await options.record(decision);
-      await sendAll(record, sends);
-      const about = "node" in decision ? { node: decision.node } : {};
-      const why = "reason" in decision ? { reason: decision.reason } : {};
-      log.info("rollout decision", { deployment: record.id, decision: decision.decision, ...about, ...why, nodes: sends.map((s) => s.node) });
     } catch (error) {
       pending.delete(record.id);
       log.warn("rollout decision not recorded; trying again", { deployment: record.id, decision: decision.decision, error: (error as Error).message });
-      schedule(record, now() + 1000);
+      return schedule(record, now() + 1000);
+    }
+    const about = "node" in decision ? { node: decision.node } : {};
+    const why = "reason" in decision ? { reason: decision.reason } : {};
+    log.info("rollout decision", { deployment: record.id, decision: decision.decision, ...about, ...why, nodes: sends.map((s) => s.node) });
+    await sendUntilConfirmed(record, sends);
+  }
+
+  /**
+   * Sends a recorded decision's commands until the broker confirmed each one,
+   * while this process drives (after that, the next driver sends again what
+   * nobody answered). A copy sent again has the same id: a node runs it once.
+   */
+  async function sendUntilConfirmed(record: DeploymentRecord, sends: readonly Send[]): Promise<void> {
+    let left = [...sends];
+    for (let attempt = 0; left.length > 0 && driving; attempt++) {
+      const at = now();
+      const results = await Promise.allSettled(left.map((s) => options.send(nodeCommand(record.spec!, s, at))));
+      const failed = results.map((r, i) => [r, left[i]] as const).filter(([r]) => r.status === "rejected");
+      left = failed.map(([, s]) => s);
+      if (left.length === 0) return;
+      const error = (failed[0][0] as PromiseRejectedResult).reason as Error;
+      log.warn("commands not confirmed; sending them again", { deployment: record.id, nodes: left.map((s) => s.node), error: error.message });
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, 1000, 10_000) + 200));
     }
   }
 
@@ -161,8 +175,8 @@ export function createDriver(options: DriverOptions) {
     for (const record of open) {
       const sends = resend(record, now());
       if (sends.length === 0) continue;
-      await sendAll(record, sends).catch((error) => log.warn("cannot re-send commands", { deployment: record.id, error: (error as Error).message }));
-      log.info("re-sent unanswered commands", { deployment: record.id, nodes: sends.map((s) => s.node) });
+      log.info("sending unanswered commands again", { deployment: record.id, nodes: sends.map((s) => s.node) });
+      void sendUntilConfirmed(record, sends);
     }
     for (const record of open) created(record);
     for (const node of view.nodes()) onNode(node.node);
