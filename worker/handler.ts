@@ -80,10 +80,10 @@ export function createHandler(options: HandlerOptions) {
   async function run(command: Command, delivery: Delivery): Promise<void> {
     if (!delivery.open()) return log.info("channel closed before the command started; it comes again", { command: command.id });
     const about = { command: command.id, deployment: command.deployment, kind: command.command };
-    log.info("command received", about);
-    // A ping has no steps and changes nothing: only its outcome is reported, its id is
+    // A ping has no steps and changes nothing: only its outcome is reported (and logged), its id is
     // recorded without a sync (a replayed ping is harmless), and no heartbeat follows it.
     const ping = command.command === "ping";
+    if (!ping) log.info("command received", about);
     busy = true;
     let outcome: Outcome;
     try {
