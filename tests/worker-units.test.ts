@@ -1,8 +1,10 @@
 /**
  * The worker's pure pieces, without a broker: the verdict on a message in the
  * contract's order, the backlog read-ahead, what a refused queue declaration
- * means, the checkout lock, the output tail, and that a started process's
- * group is known at once. (The state file: tests/worker-state.test.ts.)
+ * means, the checkout lock, the output tail, and the process runner: a
+ * started process's group is known at once, and how a run ends is reported
+ * (also with a background process holding the pipes, or past its deadline).
+ * (The state file: tests/worker-state.test.ts.)
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
@@ -11,12 +13,12 @@ import { join } from "node:path";
 import type { Command, Event } from "../shared/protocol.ts";
 import { generateKeyPair, parseSigningKey, parseVerifyKeys } from "../shared/signing.ts";
 import { acquireLock } from "../worker/lock.ts";
-import { stampOf } from "../worker/proc.ts";
+import { groupAlive, stampOf } from "../worker/proc.ts";
 import { createTail, run } from "../worker/run.ts";
 import { emptyState, type State } from "../worker/state.ts";
 import { explainRefusal } from "../worker/queue.ts";
 import { judgeMessage, newerUpdate, type Context, type Verdict } from "../worker/verify.ts";
-import { command, removeDirs, sign, tempDir } from "./helpers.ts";
+import { command, removeDirs, sign, tempDir, waitUntil } from "./helpers.ts";
 
 const dirs: string[] = [];
 const dir = () => {
@@ -211,5 +213,25 @@ describe("processes", () => {
     const result = await done;
     expect(result.code).toBe(0);
     expect(Number(result.stdout.trim())).toBe(told!);
+  });
+
+  test("output, exit status and signal are reported; a program that cannot start is an error, not a throw", async () => {
+    const options = { cwd: dir(), deadline: Date.now() + 10_000 };
+    expect(await run(["sh", "-c", "echo out; echo err >&2; exit 3"], options)).toMatchObject({ code: 3, signal: null, timedOut: false, stdout: "out\n", stderr: "err\n" });
+    expect(await run(["sh", "-c", "kill -KILL $$"], options)).toMatchObject({ code: null, signal: "SIGKILL", timedOut: false });
+    const missing = await run([join(options.cwd, "no-such-program")], options);
+    expect(missing).toMatchObject({ code: null, timedOut: false });
+    expect(missing.error).toMatch(/^ENOENT: .*no-such-program'$/);
+  });
+
+  test("a process left running in the background with the pipes open does not hold the result back; the group is ended at the deadline", async () => {
+    const cwd = dir();
+    let group = 0;
+    const left = await run(["sh", "-c", "sleep 60 & echo started"], { cwd, deadline: Date.now() + 10_000, onSpawn: (pgid) => (group = pgid) });
+    expect(left).toMatchObject({ code: 0, timedOut: false, stdout: "started\n" });
+    process.kill(-group, "SIGKILL"); // the sleep, still in the group
+    const late = await run(["sh", "-c", "sleep 60 & sleep 60"], { cwd, deadline: Date.now() + 200, graceMs: 100, onSpawn: (pgid) => (group = pgid) });
+    expect(late).toMatchObject({ code: null, signal: "SIGTERM", timedOut: true });
+    await waitUntil(() => !groupAlive(group), "both sleeps to be gone", 5000); // a zombie not reaped yet counts as gone
   });
 });

@@ -3,7 +3,8 @@
  * checks) from argument lists, never through a shell. Each runs in a process
  * group of its own, told to the caller the moment it runs, so a timeout or a
  * restarted worker can end it together with everything it started; what it
- * writes is kept as a bounded tail for the command's outcome event.
+ * writes is kept as a bounded tail for the command's outcome event. Under
+ * Bun, processes start through Bun.spawn; under Deno, through node:child_process.
  *
  * Not zx, though zx quotes well: a zx template always runs in a shell (bash:
  * its quoting is bash's), and the contract is that no value from a message
@@ -76,6 +77,71 @@ export function childEnv(extra: Record<string, string>): Record<string, string |
 
 /** Runs `argv` to its end (or its deadline) in a new process group. Never rejects. */
 export function run(argv: readonly string[], options: RunOptions): Promise<RunResult> {
+  // Bun's own spawn costs the worker less than half the CPU of its node:child_process (0.2 ms against 0.5 ms
+  // a process: a deploy starts four); Deno has only the latter.
+  return typeof Bun === "undefined" ? runNode(argv, options) : runBun(argv, options);
+}
+
+/** Output kept from one process: every chunk into the tail, the first CAPTURE_LIMIT characters of each stream. */
+function capture(tail: Tail | undefined) {
+  const captured = { stdout: "", stderr: "" };
+  const collect = (which: "stdout" | "stderr") => (chunk: Uint8Array) => {
+    tail?.push(chunk);
+    if (captured[which].length < CAPTURE_LIMIT) captured[which] += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("utf8");
+  };
+  return { captured, collect };
+}
+
+/** Kills the process group at `deadline`; `timedOut` says whether it did. */
+function deadlineFor(pid: number | undefined, options: RunOptions) {
+  const state = { timedOut: false, timer: undefined as ReturnType<typeof setTimeout> | undefined };
+  state.timer = setTimeout(() => {
+    state.timedOut = true;
+    if (pid) void killGroup(pid, options.graceMs ?? 5000);
+  }, Math.max(0, options.deadline - Date.now()));
+  return state;
+}
+
+/** Output still in the pipes arrives after the exit; a daemon the process left behind may hold them open for ever. */
+const DRAIN_MS = 250;
+
+async function runBun(argv: readonly string[], options: RunOptions): Promise<RunResult> {
+  let child: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  try {
+    const env = Object.fromEntries(Object.entries(options.env ?? process.env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+    child = Bun.spawn([...argv], { cwd: options.cwd, env, detached: true, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    // Bun adds the code at the end of the message, where node:child_process does not.
+    return { code: null, signal: null, timedOut: false, error: code ? message.replace(new RegExp(` ${code}$`), "") : message, stdout: "", stderr: "" };
+  }
+  // Told at once: the process already runs, and a worker killed now must know which group to end on restart.
+  options.onSpawn?.(child.pid);
+  const limit = deadlineFor(child.pid, options);
+  const { captured, collect } = capture(options.tail);
+  const drain = (stream: ReadableStream<Uint8Array>, into: (chunk: Uint8Array) => void) => {
+    const reader = stream.getReader();
+    const done = (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        into(value);
+      }
+    })().catch(() => {});
+    return { done, cancel: () => reader.cancel().catch(() => {}) };
+  };
+  const streams = [drain(child.stdout, collect("stdout")), drain(child.stderr, collect("stderr"))];
+  await child.exited;
+  let late: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([Promise.all(streams.map((s) => s.done)), new Promise((resolve) => (late = setTimeout(resolve, DRAIN_MS)))]);
+  clearTimeout(late);
+  for (const s of streams) void s.cancel();
+  clearTimeout(limit.timer);
+  const signal = child.signalCode === null ? null : String(child.signalCode);
+  return { code: signal ? null : child.exitCode, signal, timedOut: limit.timedOut, ...captured };
+}
+
+function runNode(argv: readonly string[], options: RunOptions): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = spawn(argv[0], argv.slice(1), {
       cwd: options.cwd,
@@ -83,32 +149,21 @@ export function run(argv: readonly string[], options: RunOptions): Promise<RunRe
       detached: true, // setsid(): a process group of its own
       stdio: ["ignore", "pipe", "pipe"],
     });
-    const captured = { stdout: "", stderr: "" };
-    const collect = (which: "stdout" | "stderr") => (chunk: Buffer) => {
-      options.tail?.push(chunk);
-      if (captured[which].length < CAPTURE_LIMIT) captured[which] += chunk.toString("utf8");
-    };
+    const { captured, collect } = capture(options.tail);
     child.stdout!.on("data", collect("stdout"));
     child.stderr!.on("data", collect("stderr"));
-
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (child.pid) void killGroup(child.pid, options.graceMs ?? 5000);
-    }, Math.max(0, options.deadline - Date.now()));
+    const limit = deadlineFor(child.pid, options);
     const finish = (result: Omit<RunResult, "timedOut" | "stdout" | "stderr">) => {
-      clearTimeout(timer);
-      resolve({ ...result, timedOut, ...captured });
+      clearTimeout(limit.timer);
+      resolve({ ...result, timedOut: limit.timedOut, ...captured });
     };
 
     child.once("error", (error) => finish({ code: null, signal: null, error: error.message }));
     child.once("exit", (code, signal) => {
-      // Output still in the pipes arrives before 'close'; a daemon the process
-      // left behind may hold the pipes open forever, so wait only briefly.
       const drained = setTimeout(() => {
         child.stdout!.destroy();
         child.stderr!.destroy();
-      }, 250);
+      }, DRAIN_MS);
       child.once("close", () => {
         clearTimeout(drained);
         finish({ code, signal });
