@@ -483,6 +483,28 @@ describe("API", () => {
     expect(view.node("stated")?.online).toBe(false);
   });
 
+  test("a node that goes silent is told to listeners once, when it goes offline, and again when it is back", () => {
+    let now = Date.parse("2026-01-01T00:00:00Z");
+    const view = createView({ now: () => now });
+    view.goLive();
+    const told: [string, boolean][] = [];
+    view.subscribe((m) => m.kind === "node" && told.push([m.node, view.node(m.node)!.online]));
+    view.heartbeat({ ...heartbeat("quiet"), period: 2 });
+    view.heartbeat({ ...heartbeat("beating"), period: 2 });
+    for (let i = 0; i < 4; i++) {
+      now += 2_000;
+      view.heartbeat({ ...heartbeat("beating"), period: 2 });
+      view.tick();
+    }
+    now += 1_000;
+    view.tick(); // 9 s after quiet's last beat: past its three periods
+    view.tick();
+    view.heartbeat({ ...heartbeat("quiet"), period: 2 });
+    view.tick();
+    expect(told.filter(([node]) => node === "quiet")).toEqual([["quiet", true], ["quiet", false], ["quiet", true]]);
+    expect(told.filter(([node]) => node === "beating").every(([, online]) => online)).toBe(true);
+  });
+
   test("GET /api/events streams each event, the deployment after it, and heartbeats", async () => {
     const h = harness();
     const res = await h.app.request("/api/events", { headers: bearer });

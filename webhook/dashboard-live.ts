@@ -53,7 +53,8 @@ export function startDashboard(data: PageData): void {
   flush(page);
   connect(page);
   setInterval(() => tickTexts(document, Date.now(), (id) => waveSummary(page.deployments.get(id) ?? { state: "" }, Date.now())), 1000);
-  // Nothing tells when a node falls silent: its row is read again now and then.
+  // A node's rows change by SSE (heartbeats, outcomes, falling silent); what a new deployment changes
+  // in nodes it has not reached yet (their desired commit) is read again now and then.
   setInterval(() => void getJson("/api/nodes").then((body) => body.nodes.forEach((n: NodeStatus) => applyNode(page, n)), () => {}), 15_000);
   document.addEventListener("click", (event) => onClick(page, event));
   document.addEventListener("toggle", (event) => {

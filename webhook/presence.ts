@@ -3,7 +3,8 @@
  * when it came, and its period: the one each heartbeat states, or (from a
  * worker that does not state it) learned from the gaps between heartbeats. A
  * node is online while its last heartbeat is younger than three periods, and
- * offline at once when its worker said it is stopping.
+ * offline at once when its worker said it is stopping; a node that just goes
+ * silent is named once, by `wentSilent`, when it crosses that line.
  */
 import type { Presence } from "../shared/sweep.ts";
 import type { Heartbeat } from "../shared/protocol.ts";
@@ -34,6 +35,8 @@ function nextGaps(previous: Seen, gap: number): number[] {
 
 export function createPresence(now: () => number) {
   const seen = new Map<string, Seen>();
+  /** Nodes counted online when last looked at: a heartbeat, or `wentSilent`. */
+  const wasOnline = new Set<string>();
   const online = (s: Seen, at = now()) => !s.heartbeat.stopping && at - s.lastSeen <= ONLINE_PERIODS * s.periodMs;
 
   return {
@@ -44,8 +47,21 @@ export function createPresence(now: () => number) {
       const gaps = previous ? nextGaps(previous, at - previous.lastSeen) : [];
       // A stated period wins: extra beats after commands make short gaps that would shrink a learned one.
       const periodMs = heartbeat.period ? heartbeat.period * 1000 : gaps.length > 0 ? Math.max(...gaps) : DEFAULT_PERIOD_MS;
-      seen.set(heartbeat.node, { heartbeat, lastSeen: at, gaps, periodMs });
+      const next = { heartbeat, lastSeen: at, gaps, periodMs };
+      seen.set(heartbeat.node, next);
+      if (online(next, at)) wasOnline.add(heartbeat.node);
+      else wasOnline.delete(heartbeat.node);
       return true;
+    },
+    /** The nodes that were online and are not by now, with no heartbeat saying so: their silence did. */
+    wentSilent(at: number): string[] {
+      const gone: string[] = [];
+      for (const node of wasOnline) {
+        if (online(seen.get(node)!, at)) continue;
+        wasOnline.delete(node);
+        gone.push(node);
+      }
+      return gone;
     },
     get: (node: string) => seen.get(node),
     online,

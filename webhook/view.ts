@@ -189,9 +189,11 @@ export function createView(options: { now?: () => number } = {}) {
       tell({ kind: "heartbeat", heartbeat });
       tell({ kind: "node", node: heartbeat.node });
     },
-    /** Marks awaited nodes that will not report; tells what changed. Run every second or so. */
+    /** Marks awaited nodes that will not report, and nodes gone silent offline; tells what changed. Run every second or so. */
     tick(): void {
       const at = now();
+      // Listeners hear of a node that went silent when it goes offline, not when someone next asks.
+      for (const node of presence.wentSilent(at)) tell({ kind: "node", node });
       for (const record of [...open]) {
         const state = deploymentState(record);
         const nodes = sweep(record, at, (node) => presence.of(node, at));
