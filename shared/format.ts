@@ -62,6 +62,20 @@ export function countsPhrase(counts: Record<string, number>, separator = " · ")
 }
 
 /**
+ * A rollout's strategy in one phrase: `waves 1, 30%, 100% · bake 20 s · up to
+ * 1 failure · on failure: rollback · approval after wave 1`. A bake, tolerated
+ * failures and approvals are named only when there are some.
+ */
+export function strategyPhrase(s: { waves: (number | string)[]; bake: number; max_failures: number | string; on_failure: string; approve: number[] }): string {
+  const parts = [`wave${s.waves.length === 1 ? "" : "s"} ${s.waves.join(", ")}`];
+  if (s.bake > 0) parts.push(`bake ${s.bake} s`);
+  if (s.max_failures !== 0 && s.max_failures !== "0%") parts.push(`up to ${s.max_failures} failure${s.max_failures === 1 ? "" : "s"}`);
+  parts.push(`on failure: ${s.on_failure}`);
+  if (s.approve.length > 0) parts.push(`approval after wave${s.approve.length === 1 ? "" : "s"} ${s.approve.join(", ")}`);
+  return parts.join(" · ");
+}
+
+/**
  * Where a rollout is, in one phrase: the last wave that started, how many of
  * its nodes the rollout has reached so far (waves are cumulative), and what
  * that wave is doing (`baking 20 s` counts down the bake). Undefined for a

@@ -151,6 +151,7 @@ describe("renderDeployment", () => {
     const d = deployment(Object.fromEntries(nodes.slice(0, 5).map((n) => [n, ok()])), { expected: nodes, strategy, waves: waves(["succeeded", "baking", "pending"]) as never });
     const lines = renderDeployment(d, T0 + 20_000);
     expect(lines[1]).toBe("  wave 2/3 · 5 of 10 nodes · baking 20 s");
+    expect(lines[2]).toBe("  waves 1, 5, 100% · bake 30 s · on failure: rollback · approval after wave 1");
     expect(lines).toContain("  wave 3 · pending");
     expect(lines.find((line) => line.includes(" n6 "))).toMatch(/○ n6 +pending/);
     expect(renderDeployment(d, T0 + 39_400)[1]).toBe("  wave 2/3 · 5 of 10 nodes · baking 1 s");
@@ -160,7 +161,7 @@ describe("renderDeployment", () => {
     const d = deployment({ n1: ok() }, { expected: nodes, strategy, state: "paused", pausedAfter: 1, waves: waves(["succeeded", "pending", "pending"]) as never });
     const lines = renderDeployment(d, T0 + 6000);
     expect(lines[1]).toBe("  wave 1/3 · 1 of 10 nodes · paused");
-    expect(lines[2]).toBe("  paused after wave 1: approve with deploy.ts approve api-1 (or stop it with deploy.ts abort api-1)");
+    expect(lines[3]).toBe("  paused after wave 1: approve with deploy.ts approve api-1 (or stop it with deploy.ts abort api-1)");
   });
 
   test("a rolled-back rollout shows the reason and each node the rollback sent back", () => {

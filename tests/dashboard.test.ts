@@ -124,6 +124,7 @@ testIf(title("a rollout's waves show; approve and abort work against a real paus
     const id = await deploy(s, first, { strategy: "waves=1,100% approve=1" });
     await card(o, id).and(o.page.locator('[data-state="paused"]')).waitFor({ timeout: 20_000 });
     expect(await card(o, id).locator(".wave-line").textContent()).toBe("wave 1/2 · 1 of 3 nodes · paused");
+    expect(await card(o, id).locator(".strategy").textContent()).toBe("waves 1, 100% · on failure: rollback · approval after wave 1");
     expect(await card(o, id).locator('.wave[data-wave-index="1"] li[data-node="ui-a"]').getAttribute("data-state")).toBe("succeeded");
     expect(await card(o, id).locator('.wave[data-wave-index="2"] li[data-state="pending"]').count()).toBe(2);
     await screenshot(o.page, "dashboard-paused");

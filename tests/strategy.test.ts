@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ConfigError, loadConfig, WebhookEnv } from "../shared/config.ts";
+import { strategyPhrase } from "../shared/format.ts";
 import { formatStrategy, mergeStrategies, parseStrategy, planWaves, rolloutOrder, toleratedFailures } from "../shared/strategy.ts";
 
 const nodes = (n: number) => Array.from({ length: n }, (_, i) => `n${String(i + 1).padStart(2, "0")}`);
@@ -40,6 +41,15 @@ describe("strategy strings", () => {
   test("formatStrategy writes what parseStrategy reads", () => {
     const strategy = { waves: [1, "30%" as const], bake: 20, approve: [1] };
     expect(parseStrategy(formatStrategy(strategy))).toEqual(strategy);
+  });
+
+  test("strategyPhrase says it to a person, naming a bake, tolerated failures and approvals only when there are some", () => {
+    const rows: [string, string][] = [
+      ["", "wave 100% · on failure: rollback"],
+      ["waves=1,30%,100% bake=20 max_failures=1 approve=1", "waves 1, 30%, 100% · bake 20 s · up to 1 failure · on failure: rollback · approval after wave 1"],
+      ["waves=25%,100% max_failures=10% on_failure=halt approve=1,2", "waves 25%, 100% · up to 10% failures · on failure: halt · approval after waves 1, 2"],
+    ];
+    for (const [text, phrase] of rows) expect(strategyPhrase(mergeStrategies(parseStrategy(text)))).toBe(phrase);
   });
 });
 

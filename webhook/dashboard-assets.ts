@@ -73,6 +73,7 @@ table.fleet { width: 100%; border-collapse: collapse; }
 .dep p { margin: 0; }
 .dep .reason { color: var(--c); font-weight: 600; }
 .wave-line { font-weight: 600; }
+.dep .strategy { color: var(--muted); font-size: 13px; overflow-wrap: anywhere; }
 .wave, .rollback { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 10px; }
 .wave-name { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .5px; min-width: 64px; }
 .nodes { display: flex; flex-wrap: wrap; gap: 6px; list-style: none; margin: 0; padding: 0; min-width: 0; flex-basis: 100%; }

@@ -9,7 +9,7 @@
  * name, and the output tail of each failed node.
  */
 import type { NodeReport } from "../shared/deployments.ts";
-import { countsPhrase, describeDeployment, durationOf, outputTail, waveSummary } from "../shared/format.ts";
+import { countsPhrase, describeDeployment, durationOf, outputTail, strategyPhrase, waveSummary } from "../shared/format.ts";
 import type { Deployment } from "../shared/served.ts";
 import { agoTag, commitTag, durationTag, el, stateTag, tone, type Child } from "./dashboard-dom.ts";
 import { outputOf } from "./dashboard-merge.ts";
@@ -34,6 +34,7 @@ export function deploymentCard(d: Deployment, context: CardContext, now: number)
     d.reason && el("p", { class: "reason" }, d.reason),
     d.supersededBy && el("p", { class: "reason" }, `superseded by ${d.supersededBy}`),
     d.waves && d.waves.length > 0 && el("p", { class: "wave-line", "data-wave": d.id }, waveSummary(d, now) ?? ""),
+    d.waves && d.waves.length > 0 && d.strategy && el("p", { class: "strategy" }, strategyPhrase(d.strategy)),
     cardActions(d, context.note),
     nodeSection(d, now),
     rollbackSection(d),

@@ -7,7 +7,7 @@
  * end come from the server, so the screen says what the API says.
  */
 import type { NodeReport } from "../../shared/deployments.ts";
-import { countsPhrase, describeDeployment, durationOf, formatDuration, outputTail, shortSha, waveSummary } from "../../shared/format.ts";
+import { countsPhrase, describeDeployment, durationOf, formatDuration, outputTail, shortSha, strategyPhrase, waveSummary } from "../../shared/format.ts";
 import type { Deployment } from "../../shared/served.ts";
 import { clip, colourOf, plain, printable, visibleLength, wrap, type Paint } from "./terminal.ts";
 
@@ -81,6 +81,7 @@ export function deploymentParts(d: Deployment, now: number, paint: Paint = plain
   const parts: Part[] = [{ key: "head", lines: top }];
   const progress = waveSummary(d, now);
   if (progress) parts.push({ key: `progress ${progress.replace(/baking \d+ s/, "baking")}`, lines: [`  ${progress}`] });
+  if (progress && d.strategy) parts.push({ key: "strategy", lines: [`  ${paint("dim", strategyPhrase(d.strategy))}`] });
   if (d.state === "paused") {
     parts.push({ key: `paused ${d.pausedAfter}`, lines: [`  ${paint("magenta", `paused after wave ${d.pausedAfter}: approve with deploy.ts approve ${d.id} (or stop it with deploy.ts abort ${d.id})`)}`] });
   }
