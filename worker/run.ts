@@ -121,19 +121,15 @@ async function runBun(argv: readonly string[], options: RunOptions): Promise<Run
   const { captured, collect } = capture(options.tail);
   const drain = (stream: ReadableStream<Uint8Array>, into: (chunk: Uint8Array) => void) => {
     const reader = stream.getReader();
-    const done = (async () => {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        into(value);
-      }
+    const ended = (async () => {
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) into(chunk.value);
     })().catch(() => {});
-    return { done, cancel: () => reader.cancel().catch(() => {}) };
+    return { ended, cancel: () => reader.cancel().catch(() => {}) };
   };
   const streams = [drain(child.stdout, collect("stdout")), drain(child.stderr, collect("stderr"))];
   await child.exited;
   let late: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([Promise.all(streams.map((s) => s.done)), new Promise((resolve) => (late = setTimeout(resolve, DRAIN_MS)))]);
+  await Promise.race([Promise.all(streams.map((s) => s.ended)), new Promise((resolve) => (late = setTimeout(resolve, DRAIN_MS)))]);
   clearTimeout(late);
   for (const s of streams) void s.cancel();
   clearTimeout(limit.timer);
