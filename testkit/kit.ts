@@ -7,7 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { writeKeys } from "../scripts/keygen.ts";
 import { parseSigningKey, type SigningKey } from "../shared/signing.ts";
 
@@ -43,9 +43,28 @@ export function makeKeys(dir: string): { signingFile: string; verifyFile: string
   return { signingFile: signing, verifyFile: verify, key: parseSigningKey(readFileSync(signing, "utf8")) };
 }
 
-/** `rabbitmqctl` with arguments; returns stdout. */
+/**
+ * The node `rabbitmqctl` must name to reach the broker of AMQP_URL: on a machine
+ * without a broker, `make` starts a private one for that port (scripts/rabbitmq.sh:
+ * node `arbeider-<port>@localhost`, its pid in .rabbitmq/<port>/pid); otherwise
+ * rabbitmqctl's default node is the broker, and none is named.
+ */
+export function brokerNode(url = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672"): string | undefined {
+  const port = new URL(url.split(",")[0]!).port || "5672";
+  try {
+    const pid = Number(readFileSync(join(ROOT, ".rabbitmq", port, "pid"), "utf8").trim());
+    process.kill(pid, 0);
+    return `arbeider-${port}@localhost`;
+  } catch {
+    return undefined; // no private broker runs for that port
+  }
+}
+
+/** `rabbitmqctl` with arguments (on the broker of AMQP_URL, unless they name a node); returns stdout. */
 export function rabbitmqctl(...args: string[]): string {
-  const result = spawnSync("rabbitmqctl", ["-q", ...args], { encoding: "utf8", env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
+  const node = args.includes("-n") ? undefined : brokerNode();
+  const argv = ["-q", ...(node ? ["-n", node] : []), ...args];
+  const result = spawnSync("rabbitmqctl", argv, { encoding: "utf8", env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
   if (result.status !== 0) throw new Error(`rabbitmqctl ${args.join(" ")} failed: ${result.stderr}`);
   return result.stdout;
 }
