@@ -13,6 +13,7 @@ import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { connect, createServer } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { brokerNode } from "../testkit/kit.ts";
 import { run } from "../worker/run.ts";
 import {
   ROOT,
@@ -91,7 +92,7 @@ const count = (text: string, fragment: string) => text.split(fragment).length - 
 test("a worker survives a broker restart without a process restart and runs the next command", async () => {
   const port = await brokerPort();
   const url = `amqp://guest:guest@127.0.0.1:${port}`;
-  const brokerNode = `arbeider-${port}@localhost`;
+  const node = `arbeider-${port}@localhost`;
   const dir = tempDir();
   let brokerUp = false;
   try {
@@ -102,6 +103,9 @@ test("a worker survives a broker restart without a process restart and runs the 
     const repo = cloneNode(origin.origin, join(dir, "node"));
     expect(await broker).toContain("starting a private broker");
     brokerUp = true;
+    // The tests' rabbitmqctl finds this broker by its URL, as on a machine where make started the only one.
+    expect(brokerNode(url)).toBe(node);
+    expect(brokerNode("amqp://guest:guest@127.0.0.1:1")).toBeUndefined();
     const before = await openFleet("restart", url);
     const worker = await startWorker({
       AMQP_URL: url,
@@ -114,10 +118,10 @@ test("a worker survives a broker restart without a process restart and runs the 
     const ping = await before.publish(command(before.fleet, { command: "ping", args: {} }), keys.key);
     expect((await before.waitState(ping.deployment, "n1", ["succeeded", "failed", "rejected"])).state).toBe("succeeded");
 
-    await rabbitmqctl("-n", brokerNode, "stop_app");
+    await rabbitmqctl("-n", node, "stop_app");
     await worker.waitForLog("lost broker connection", 30_000);
     expect(await refuses(port)).toBe(true);
-    await rabbitmqctl("-n", brokerNode, "start_app");
+    await rabbitmqctl("-n", node, "start_app");
     await waitUntil(() => count(worker.output(), '"msg":"consuming"') >= 2, "the worker to consume again", 60_000, 100);
     expect(worker.child.exitCode).toBeNull();
 
