@@ -1,7 +1,8 @@
 /**
  * The worker's pure pieces, without a broker: the verdict on a message in the
  * contract's order, the backlog read-ahead, what a refused queue declaration
- * means, the checkout lock, the output tail, and the process runner: a
+ * means, the checkout lock, the output tail, where HEAD is (from the files
+ * of a plain clone, from git in a linked worktree), and the process runner: a
  * started process's group is known at once, and how a run ends is reported
  * (also with a background process holding the pipes, or past its deadline).
  * (The state file: tests/worker-state.test.ts.)
@@ -18,7 +19,8 @@ import { createTail, run } from "../worker/run.ts";
 import { emptyState, type State } from "../worker/state.ts";
 import { explainRefusal } from "../worker/queue.ts";
 import { judgeMessage, newerUpdate, type Context, type Verdict } from "../worker/verify.ts";
-import { command, removeDirs, sign, tempDir, waitUntil } from "./helpers.ts";
+import { cloneNode, command, git, makeOrigin, removeDirs, sign, tempDir, waitUntil } from "./helpers.ts";
+import { position } from "../worker/git.ts";
 
 const dirs: string[] = [];
 const dir = () => {
@@ -202,6 +204,21 @@ describe("output tail", () => {
     const utf8 = createTail(5);
     utf8.push(new TextEncoder().encode("xxäöü")); // ä ö ü are two bytes each: the cut falls inside ä
     expect(utf8.text()).toBe("öü");
+  });
+});
+
+describe("where HEAD is", () => {
+  test("read from the files of a plain clone, and from git in a linked worktree, whose refs live elsewhere", async () => {
+    const root = dir();
+    const { origin, commit } = makeOrigin(root);
+    const second = commit("feature", { "f.txt": "1\n" }, "feature");
+    const clone = cloneNode(origin, join(root, "clone"));
+    expect(await position(clone)).toEqual({ sha: git(clone, "rev-parse", "HEAD"), branch: "master" });
+    git(clone, "fetch", "--quiet", "origin", "feature:feature");
+    const linked = join(root, "linked");
+    git(clone, "worktree", "add", "--quiet", linked, "feature");
+    expect(await position(linked)).toEqual({ sha: second, branch: "feature" });
+    expect(await position(clone)).toEqual({ sha: git(clone, "rev-parse", "HEAD"), branch: "master" });
   });
 });
 

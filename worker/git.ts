@@ -41,12 +41,23 @@ export async function git(repo: string, args: string[], options: GitOptions = {}
   throw new GitError(`git ${args[0]} failed: ${why}`);
 }
 
+const plainLayouts = new Map<string, boolean>();
+
+/**
+ * Whether the checkout keeps its refs as files in its own .git (looked at once per checkout):
+ * linked worktrees and the reftable format keep them elsewhere, and git itself answers for those.
+ */
+function plainLayout(gitDir: string): boolean {
+  let plain = plainLayouts.get(gitDir);
+  if (plain === undefined) plainLayouts.set(gitDir, (plain = !existsSync(join(gitDir, "commondir")) && !existsSync(join(gitDir, "reftable"))));
+  return plain;
+}
+
 /** HEAD read from the files git keeps it in (no process started), or undefined when the layout is unusual. */
 function readHeadFiles(repo: string): { sha?: string; branch?: string } | undefined {
   const gitDir = join(repo, ".git");
   try {
-    // Linked worktrees and the reftable format keep refs elsewhere: git itself answers for those.
-    if (existsSync(join(gitDir, "commondir")) || existsSync(join(gitDir, "reftable"))) return undefined;
+    if (!plainLayout(gitDir)) return undefined;
     const head = readFileSync(join(gitDir, "HEAD"), "utf8").trim();
     if (/^[0-9a-f]{40}$/.test(head)) return { sha: head };
     const match = /^ref: refs\/heads\/(.+)$/.exec(head);
@@ -106,7 +117,7 @@ export async function fetchBranch(repo: string, branch: string, options: GitOpti
 
 /** The commit a full ref name points at, read from its file when it can be, or undefined. */
 export async function refTip(repo: string, ref: string, options: GitOptions = {}): Promise<string | undefined> {
-  const fast = existsSync(join(repo, ".git", "commondir")) ? undefined : readRefFile(join(repo, ".git"), ref);
+  const fast = plainLayout(join(repo, ".git")) ? readRefFile(join(repo, ".git"), ref) : undefined;
   return fast && /^[0-9a-f]{40}$/.test(fast) ? fast : resolveCommit(repo, ref, options);
 }
 
