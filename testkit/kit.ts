@@ -51,13 +51,19 @@ export function makeKeys(dir: string): { signingFile: string; verifyFile: string
  */
 export function brokerNode(url = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672"): string | undefined {
   const port = new URL(url.split(",")[0]!).port || "5672";
+  let pid: number;
   try {
-    const pid = Number(readFileSync(join(ROOT, ".rabbitmq", port, "pid"), "utf8").trim());
-    process.kill(pid, 0);
-    return `arbeider-${port}@localhost`;
+    pid = Number(readFileSync(join(ROOT, ".rabbitmq", port, "pid"), "utf8").trim());
   } catch {
-    return undefined; // no private broker runs for that port
+    return undefined; // make started no broker for that port
   }
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    // EPERM: it runs, as the rabbitmq user; otherwise that broker has stopped.
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return undefined;
+  }
+  return `arbeider-${port}@localhost`;
 }
 
 /** `rabbitmqctl` with arguments (on the broker of AMQP_URL, unless they name a node); returns stdout. */
