@@ -57,6 +57,7 @@ export function brokerNode(url = process.env.AMQP_URL ?? "amqp://guest:guest@127
   } catch {
     return undefined; // make started no broker for that port
   }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
     process.kill(pid, 0);
   } catch (error) {
