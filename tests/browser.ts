@@ -43,7 +43,7 @@ export interface Opened {
   close(): Promise<void>;
 }
 
-/** Opens `url` as an operator would (Basic credentials, `colorScheme`), and waits until the page is live and has read everything once. */
+/** Opens `url` as an operator would (Basic credentials, `colorScheme`), and waits until the page is live and has read everything once and drawn it. */
 export async function openDashboard(browser: Browser, url: string, password: string, options: { width?: number; height?: number; dark?: boolean } = {}): Promise<Opened> {
   const context = await browser.newContext({
     viewport: { width: options.width ?? 1280, height: options.height ?? 900 },
@@ -59,6 +59,8 @@ export async function openDashboard(browser: Browser, url: string, password: str
   await page.goto(`${url}/`);
   await page.locator("#conn.on").waitFor({ timeout: 10_000 });
   await page.waitForFunction(() => Number(document.body.dataset.synced) >= 1, undefined, { timeout: 10_000 });
+  // The reading is applied at once and drawn at the next frame: a test that marks elements waits for that draw.
+  await drawn(page);
   return { page, errors, requests, close: () => context.close() };
 }
 
