@@ -496,8 +496,9 @@ describe("API", () => {
       view.heartbeat({ ...heartbeat("beating"), period: 2 });
       view.tick();
     }
+    // quiet went offline at the tick 8 s after its last beat (three periods of 2 s); later ticks say nothing more.
     now += 1_000;
-    view.tick(); // 9 s after quiet's last beat: past its three periods
+    view.tick();
     view.tick();
     view.heartbeat({ ...heartbeat("quiet"), period: 2 });
     view.tick();
