@@ -10,12 +10,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeKeys, rabbitmqctl, ROOT, waitUntil } from "../testkit/kit.ts";
+import { freePort, makeKeys, rabbitmqctl, ROOT, waitUntil } from "../testkit/kit.ts";
 
-export { rabbitmqctl };
+export { freePort, rabbitmqctl };
 
 export { ROOT };
 export const BUN = process.execPath;
@@ -67,18 +67,6 @@ export interface Harness {
   /** Runs `fn` at cleanup, before the processes are stopped. */
   onCleanup(fn: () => Promise<void>): void;
   cleanup(): Promise<void>;
-}
-
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.on("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
 }
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */

@@ -1,12 +1,14 @@
 /**
  * The few real parts that both the tests (tests/helpers.ts) and the
  * benchmarks (bench/) stand on: waiting on a condition with a deadline, git
- * with an argument list, a node's clone, a fresh key pair, and `rabbitmqctl`.
+ * with an argument list, a node's clone, a fresh key pair, a free port, and
+ * `rabbitmqctl`.
  * Nothing here knows about a test runner, so `bun scripts/bench.ts` can use it
  * without importing a test file.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { writeKeys } from "../scripts/keygen.ts";
 import { parseSigningKey, type SigningKey } from "../shared/signing.ts";
@@ -22,6 +24,18 @@ export async function waitUntil<T>(probe: () => T | Promise<T>, what: string, ti
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await Bun.sleep(everyMs);
   }
+}
+
+/** A TCP port nothing listens on at 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Runs git with an argument list in `cwd`; returns trimmed stdout or throws with stderr. */

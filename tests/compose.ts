@@ -4,7 +4,6 @@
  * environment (with `${VAR:-default}` taken at its default), its command and
  * user, and its health check as an argument list for `podman exec`.
  */
-import { createServer } from "node:net";
 
 export interface Service {
   image?: string;
@@ -39,16 +38,4 @@ export function healthArgv(service: Service): string[] {
   if (check?.[0] === "CMD") return check.slice(1);
   if (check?.[0] === "CMD-SHELL") return ["sh", "-c", check[1]!];
   throw new Error(`no health check command in ${JSON.stringify(check)}`);
-}
-
-/** A TCP port nothing listens on at 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

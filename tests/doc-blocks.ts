@@ -6,11 +6,9 @@
  * own, so whatever it leaves running in the background is ended after, alone
  * or as one of the blocks a reader types into the same terminal.
  */
-import { once } from "node:events";
 import { randomUUID } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { killGroup } from "../worker/proc.ts";
 import { run, type RunResult } from "../worker/run.ts";
@@ -42,15 +40,6 @@ export function replaceAll(text: string, pairs: Replacements, required = true): 
     if (required && !holds(out, from)) throw new Error(`the documentation no longer holds ${String(from)}`);
     return out.replaceAll(from, to);
   }, text);
-}
-
-/** A port nobody listens on now. */
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** The environment of a reader's shell: a PATH with bun on it, a home, the local broker, and a git identity. */

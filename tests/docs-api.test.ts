@@ -7,8 +7,8 @@
  * which must be 2xx, and the node's checkout must end at origin's tip.
  */
 import { afterAll, expect, test } from "bun:test";
-import { ROOT, openFleet } from "./helpers.ts";
-import { freePort, markedBlocks, readerEnv, replaceAll, runShell } from "./doc-blocks.ts";
+import { ROOT, freePort, openFleet } from "./helpers.ts";
+import { markedBlocks, readerEnv, replaceAll, runShell } from "./doc-blocks.ts";
 
 const fleets: { cleanup(): Promise<void> }[] = [];
 afterAll(() => Promise.all(fleets.map((f) => f.cleanup())));

@@ -15,7 +15,7 @@ import { signBody, type SigningKey } from "../shared/signing.ts";
 import { eventKey, names, routingKey, type Command, type Event } from "../shared/protocol.ts";
 import { git, ROOT, waitUntil } from "../testkit/kit.ts";
 
-export { cloneNode, git, makeKeys, rabbitmqctl, ROOT, waitUntil } from "../testkit/kit.ts";
+export { cloneNode, freePort, git, makeKeys, rabbitmqctl, ROOT, waitUntil } from "../testkit/kit.ts";
 
 export const AMQP_URL = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const BUN = process.execPath;

@@ -14,8 +14,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chownSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, git, makeKeys, makeOrigin, openFleet, removeDirs, startProcess, stopAll, tempDir, waitUntil } from "./helpers.ts";
-import { freePort, healthArgv, serviceEnv, type Compose } from "./compose.ts";
+import { ROOT, freePort, git, makeKeys, makeOrigin, openFleet, removeDirs, startProcess, stopAll, tempDir, waitUntil } from "./helpers.ts";
+import { healthArgv, serviceEnv, type Compose } from "./compose.ts";
 import { buildImage, containerSet, ensureBunImage, exec, podman, podmanUnavailable } from "./podman.ts";
 import { skipNote } from "./skip.ts";
 

@@ -15,8 +15,8 @@
 import { afterAll, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AMQP_URL, ROOT, head, makeOrigin, openFleet, removeDirs, stopAll, tempDir, waitUntil, type Proc } from "./helpers.ts";
-import { freePort, markedBlocks, readerEnv, replaceAll, shellSession, type Block, type Replacements } from "./doc-blocks.ts";
+import { AMQP_URL, ROOT, freePort, head, makeOrigin, openFleet, removeDirs, stopAll, tempDir, waitUntil, type Proc } from "./helpers.ts";
+import { markedBlocks, readerEnv, replaceAll, shellSession, type Block, type Replacements } from "./doc-blocks.ts";
 import { parseEnvironmentFile, startAsSystemd } from "./units.ts";
 
 const dir = tempDir("arbeider-install-");
