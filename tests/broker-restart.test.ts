@@ -13,6 +13,7 @@ import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { connect, createServer } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { rabbitmqctl } from "../scripts/cluster.ts";
 import { brokerNode } from "../testkit/kit.ts";
 import { run } from "../worker/run.ts";
 import {
@@ -59,7 +60,7 @@ async function brokerPort(): Promise<number> {
   }
 }
 
-/** Runs `argv` without blocking the test's event loop (rabbitmqctl takes seconds); returns stdout, throws on failure. */
+/** Runs `argv` without blocking the test's event loop (the broker takes seconds to start); returns stdout, throws on failure. */
 async function spawnChecked(argv: string[], env: Record<string, string | undefined> = process.env): Promise<string> {
   const result = await run(argv, { cwd: ROOT, env, deadline: Date.now() + 90_000 });
   if (result.code !== 0) throw new Error(`${argv.join(" ")} failed (${result.code ?? result.signal ?? result.error}): ${result.stdout}${result.stderr}`);
@@ -68,7 +69,6 @@ async function spawnChecked(argv: string[], env: Record<string, string | undefin
 
 /** `make rabbitmq` for `url`: returns its output, throws if it did not get a broker answering. */
 const ensureBroker = (url: string) => spawnChecked(["bash", "scripts/rabbitmq.sh"], { ...process.env, AMQP_URL: url });
-const rabbitmqctl = (...args: string[]) => spawnChecked(["rabbitmqctl", "-q", ...args], { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` });
 
 /** Whether `pid` has ended: gone, or a zombie its parent has not reaped yet. */
 function ended(pid: number): boolean {
